@@ -1,0 +1,29 @@
+# The two entry points of the README: `make demo` and `make test`.
+# Each creates (or refreshes, when pyproject.toml or constraints.txt changed) a local virtual environment
+# with pip and the tested constraints, then runs.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.unitok-installed
+
+.PHONY: demo test bench venv clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m unitok.demo --out demo_output
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --timeout 900 tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_flextok.py
+
+clean:
+	rm -rf $(VENV) demo_output

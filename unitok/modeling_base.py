@@ -1,0 +1,84 @@
+"""The contract every unitok tokenizer follows, and the behaviour they all share.
+
+A unitok tokenizer is a `transformers.PreTrainedModel` with three entry points:
+
+- `encode(inputs, **conditioning) -> TokenizerEncoderOutput` with `codes` (discrete) and/or `latents` (continuous),
+  plus whatever `decode` needs back (`lengths`, `attention_mask`).
+- `decode(codes=None, latents=None, *, generator=None, num_inference_steps=None, **conditioning)
+  -> TokenizerDecoderOutput` with `reconstruction` in the processor's model-input space. Conditioning is keyword
+  only and model specific: a transcript and voice prompt for speech, the first frame for motion, and so on.
+  Stochastic decoders are deterministic for a given `generator`.
+- `forward(inputs, ...) -> TokenizerOutput` with the training `loss` first and each term as `<name>_loss`.
+  Training always calls the model (`model(...)`), never `encode`/`decode`, because DDP/FSDP hooks run only there.
+
+Shared behaviour implemented here: re-creating non-persistent buffers after meta-device loading, and writing the
+flat remote-code files plus `auto_map` on `save_pretrained`.
+"""
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from .remote_code import auto_map_entry, save_remote_code
+
+MODALITIES = ("image", "audio", "motion", "cad")
+
+
+class UnitokPreTrainedModel(PreTrainedModel):
+    """Base class of every unitok tokenizer.
+
+    Class attributes a model sets:
+        modality (`str`): one of `"image"`, `"audio"`, `"motion"`, `"cad"`.
+        remote_auto_classes (`tuple[str, ...]`): the transformers Auto classes written into `auto_map`
+            (`AutoModel` always; speech models add `AutoModelForAudioTokenization`).
+    """
+
+    modality: str = None
+    remote_auto_classes: tuple[str, ...] = ("AutoModel",)
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def encode(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must implement `encode`.")
+
+    def decode(self, codes=None, latents=None, *, generator=None, num_inference_steps=None, **conditioning):
+        raise NotImplementedError(f"{type(self).__name__} must implement `decode`.")
+
+    @property
+    def codebook_size(self) -> int | None:
+        """Number of distinct token ids (None for continuous tokenizers)."""
+        return getattr(self.config, "codebook_size", None)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Default init, then re-create derived buffers.
+
+        transformers 5.x instantiates models on the meta device and only fills tensors found in the checkpoint, so
+        every `persistent=False` buffer (FSQ bases, RoPE tables, position tables) must be recomputed here. Modules
+        that own such buffers implement `reset_buffers()`, which recomputes them in place.
+        """
+        super()._init_weights(module)
+        if callable(getattr(module, "reset_buffers", None)):
+            module.reset_buffers()
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, plus `auto_map` and the flat remote-code files.
+
+        The folder then loads with `AutoModel.from_pretrained(folder)` when unitok is imported and with
+        `AutoModel.from_pretrained(folder, trust_remote_code=True)` where it is not installed.
+        """
+        classes = {"AutoConfig": type(self.config), **{name: type(self) for name in self.remote_auto_classes}}
+        self.config.auto_map = {name: auto_map_entry(cls) for name, cls in classes.items()}
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            save_remote_code(Path(save_directory), list(classes.values()))
+            build = getattr(self, "build_preprocessor", None)
+            if callable(build) and not (Path(save_directory) / "preprocessor_config.json").exists():
+                build().save_pretrained(save_directory)  # a complete folder: AutoImageProcessor loads it too
+        return result
+
+
+__all__ = ["UnitokPreTrainedModel", "MODALITIES"]
