@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import PreTrainedModel
 
@@ -63,6 +64,34 @@ class UnitokPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if callable(getattr(module, "reset_buffers", None)):
             module.reset_buffers()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, allow_missing_weights: bool = False, **kwargs):
+        """`PreTrainedModel.from_pretrained` that refuses partial loads.
+
+        A checkpoint with tensors of the wrong shape, missing weights, or a truncated/corrupt safetensors file raises
+        `ValueError` naming the problem, instead of silently re-initialising weights. `allow_missing_weights=True`
+        lets missing weights be initialised (e.g. when adding a new head); `ignore_mismatched_sizes=True` keeps
+        transformers' behaviour for shape mismatches.
+        """
+        want_info = kwargs.pop("output_loading_info", False)
+        user_ignores_mismatch = kwargs.pop("ignore_mismatched_sizes", False)
+        source = pretrained_model_name_or_path
+        try:
+            model, info = super().from_pretrained(source, *args, output_loading_info=True,
+                                                  ignore_mismatched_sizes=True, **kwargs)
+        except SafetensorError as error:
+            raise ValueError(f"Cannot read the weights of {source}: the safetensors file is truncated or corrupt "
+                             f"({error}).") from error
+        if info["mismatched_keys"] and not user_ignores_mismatch:
+            details = "; ".join(f"{key}: checkpoint {tuple(a)} vs model {tuple(b)}"
+                                for key, a, b in sorted(info["mismatched_keys"])[:10])
+            raise ValueError(f"{source} has tensors whose shapes do not fit this config: {details}.")
+        if source is not None and info["missing_keys"] and not allow_missing_weights:
+            missing = sorted(info["missing_keys"])
+            raise ValueError(f"{source} lacks {len(missing)} weights of {cls.__name__} (e.g. {missing[:10]}); "
+                             "refusing a partial load. Pass allow_missing_weights=True to initialise them randomly.")
+        return (model, info) if want_info else model
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, plus `auto_map` and the flat remote-code files.

@@ -333,6 +333,17 @@ def test_rvq_quantizer_dropout_only_in_training():
     assert torch.isfinite(out.loss)
 
 
+def test_rvq_forwards_vq_kwargs_and_updates_ema_only_in_training():
+    rvq = ResidualVectorQuantizer(2, 8, 4, use_ema=True, distance="cosine")
+    assert all(layer.use_ema and layer.distance == "cosine" for layer in rvq.layers)
+    before = [layer.codebook.clone() for layer in rvq.layers]
+    z = torch.randn(16, 4)
+    assert rvq.eval()(z).codebook_loss is None
+    assert all(torch.equal(layer.codebook, b) for layer, b in zip(rvq.layers, before))
+    rvq.train()(z)
+    assert all(not torch.equal(layer.codebook, b) for layer, b in zip(rvq.layers, before))
+
+
 # ----------------------------------------------------------------------------------------------- shared behaviour
 
 

@@ -126,5 +126,3 @@ def sum_losses(*terms: Optional[torch.Tensor], ref: torch.Tensor) -> torch.Tenso
     present = [t for t in terms if t is not None]
     return sum(present[1:], present[0]) if present else zero_loss(ref)
 
-
-__all__ = ["QuantizerOutput", "code_usage", "fp32_region", "check_input", "check_indices", "entropy", "sum_losses"]

@@ -59,11 +59,13 @@ def binary_entropy_terms(bit_logits: torch.Tensor, group_size: int) -> tuple[tor
 class _BinaryQuantizer(nn.Module):
     """Sign quantizer with straight-through gradient, commitment loss and the LFQ/BSQ entropy loss.
 
-    Entropy loss (MAGVIT-v2 Eq. 5, BSQ Sec. 3.3): `gamma0 * E[H(q(c|z))] - gamma * H(E[q(c|z)])`, i.e. make each
-    assignment confident while using the whole codebook. The soft assignment is the distance softmax over the
+    Entropy loss (MAGVIT-v2's LFQ entropy penalty; BSQ's soft entropy):
+    `gamma0 * E[H(q(c|z))] - gamma * H(E[q(c|z)])`, i.e. make each assignment confident while using the whole
+    codebook. The soft assignment is the distance softmax over the
     implicit codebook, `q(c|u) ∝ exp(-inv_temperature * ||u - c||^2)` with `c ∈ {±s}^dim`. Because the squared
     distance is a sum over dimensions, it factorises per bit:
-    `p(bit_i = 1 | u) = sigmoid(inv_temperature * ((u_i + s)^2 - (u_i - s)^2)) = sigmoid(4 * inv_temperature * s * u_i)`.
+    `p(bit_i = 1 | u) = sigmoid(inv_temperature * ((u_i + s)^2 - (u_i - s)^2))`
+    `                 = sigmoid(4 * inv_temperature * s * u_i)`.
     """
 
     l2_normalize = False  # BSQ projects the input onto the unit sphere first
@@ -173,5 +175,3 @@ class LookupFreeQuantizer(_BinaryQuantizer):
 
     l2_normalize = False
 
-
-__all__ = ["BinarySphericalQuantizer", "LookupFreeQuantizer", "bits_to_indices", "indices_to_bits"]

@@ -337,7 +337,7 @@ class FlexTokModel(FlexTokPreTrainedModel):
         noise = self._initial_noise(batch, generator, device)
         latents_out = sample_flow(
             velocity, noise,
-            num_inference_steps=num_inference_steps or self.config.num_inference_steps,
+            num_inference_steps=self.config.num_inference_steps if num_inference_steps is None else num_inference_steps,
             guidance_scale=self.config.guidance_scale if guidance_scale is None else guidance_scale,
             guidance=guidance or self.config.guidance, scheduler_config=self.config.decoder_scheduler,
         )

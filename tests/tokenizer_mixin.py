@@ -1,0 +1,189 @@
+"""Checks every unitok tokenizer must pass. A model's test class subclasses `TokenizerTesterMixin` and provides
+the small hooks at the top; the tests go through the public API the way a user would."""
+
+import math
+
+import pytest
+import torch
+import transformers
+
+import unitok
+from unitok.outputs import TokenizerDecoderOutput, TokenizerEncoderOutput, TokenizerOutput
+
+
+def decode_with_seed(model, codes, seed, **kwargs):
+    return model.decode(codes, generator=torch.Generator().manual_seed(seed), **kwargs).reconstruction
+
+
+class TokenizerTesterMixin:
+    variant: str  # a registered tiny variant
+    config_overrides: dict = {}
+    decode_kwargs: dict = {}  # e.g. few sampling steps
+    training_steps: int = 8  # optimiser steps in the loss-decrease test
+    training_lr: float = 3e-3
+
+    # ------------------------------------------------------------------ hooks
+    def make_inputs(self, batch_size: int) -> dict:
+        raise NotImplementedError
+
+    def bad_inputs(self) -> list[tuple[str, dict]]:
+        """(description, encode kwargs) that must raise ValueError."""
+        raise NotImplementedError
+
+    def bad_codes(self, good_codes: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        size = self.make_model().codebook_size
+        return [
+            ("above the codebook", torch.full_like(good_codes, size)),
+            ("negative", torch.full_like(good_codes, -1)),
+            ("float dtype", good_codes.float()),
+            ("missing batch dim", good_codes[0]),
+            ("empty batch", good_codes[:0]),
+        ]
+
+    # ------------------------------------------------------------------ helpers
+    def make_model(self, **overrides):
+        torch.manual_seed(0)
+        return unitok.create_model(self.variant, **{**self.config_overrides, **overrides}).eval()
+
+    def encode(self, model, inputs):
+        with torch.no_grad():
+            return model.encode(**inputs)
+
+    # ------------------------------------------------------------------ contract
+    def test_contract_attributes(self):
+        model = self.make_model()
+        assert model.config.model_type.startswith("unitok_")
+        assert model.modality in unitok.MODALITIES
+        assert type(model.config).modality == model.modality
+        assert self.variant in unitok.list_models(modality=model.modality)
+
+    def test_output_types_and_shapes(self):
+        model = self.make_model()
+        encoded = self.encode(model, self.make_inputs(2))
+        assert isinstance(encoded, TokenizerEncoderOutput)
+        assert encoded.codes is not None or encoded.latents is not None
+        if encoded.codes is not None:
+            assert encoded.codes.dtype == torch.long and encoded.codes.shape[0] == 2
+            assert 0 <= encoded.codes.min() and encoded.codes.max() < model.codebook_size
+        decoded = model.decode(encoded.codes, generator=torch.Generator().manual_seed(0), **self.decode_kwargs)
+        assert isinstance(decoded, TokenizerDecoderOutput)
+        assert decoded.reconstruction.shape[0] == 2 and torch.isfinite(decoded.reconstruction).all()
+        model.train()
+        output = model(**self.make_inputs(2), generator=torch.Generator().manual_seed(0))
+        assert isinstance(output, TokenizerOutput)
+        assert list(output.keys())[0] == "loss" and output.loss.ndim == 0
+        assert output.loss_terms(), "forward must report its loss terms as `<name>_loss` fields"
+
+    def test_save_load_round_trip(self, tmp_path):
+        model = self.make_model()
+        inputs = self.make_inputs(2)
+        codes = self.encode(model, inputs).codes
+        reference = decode_with_seed(model, codes, 3, **self.decode_kwargs)
+        model.save_pretrained(tmp_path)
+        assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
+        config = transformers.AutoConfig.from_pretrained(tmp_path)
+        assert config.model_type == model.config.model_type and "AutoModel" in config.auto_map
+        for loaded in (transformers.AutoModel.from_pretrained(tmp_path), unitok.AutoTokenizer.from_pretrained(tmp_path)):
+            assert type(loaded) is type(model)
+            loaded.eval()
+            state, loaded_state = model.state_dict(), loaded.state_dict()
+            assert state.keys() == loaded_state.keys()
+            assert all(torch.equal(state[k], loaded_state[k]) for k in state)
+            assert all(torch.equal(a, b) for a, b in zip(model.buffers(), loaded.buffers()))
+            assert torch.equal(self.encode(loaded, inputs).codes, codes)
+            assert torch.equal(decode_with_seed(loaded, codes, 3, **self.decode_kwargs), reference)
+
+    def test_from_pretrained_with_only_a_config_initialises_every_tensor(self):
+        """transformers 5 builds on the meta device and fills only missing tensors: derived buffers must be rebuilt."""
+        config = unitok.create_config(self.variant, **self.config_overrides)
+        cls = type(self.make_model())
+        torch.manual_seed(0)
+        fresh = cls(config)
+        loaded = cls.from_pretrained(None, config=config, state_dict={})
+        for name, buffer in fresh.named_buffers():
+            loaded_buffer = loaded.get_buffer(name)
+            assert loaded_buffer.device.type != "meta", name
+            assert torch.equal(buffer, loaded_buffer), f"buffer {name} differs after meta-device init"
+        for name, param in loaded.named_parameters():
+            assert param.device.type != "meta" and torch.isfinite(param).all(), name
+
+    def test_determinism(self):
+        model = self.make_model()
+        inputs = self.make_inputs(2)
+        first, second = self.encode(model, inputs), self.encode(model, inputs)
+        assert torch.equal(first.codes, second.codes)
+        a = decode_with_seed(model, first.codes, 7, **self.decode_kwargs)
+        b = decode_with_seed(model, first.codes, 7, **self.decode_kwargs)
+        assert torch.equal(a, b)
+
+    def test_batch_equivalence(self):
+        model = self.make_model()
+        inputs = self.make_inputs(3)
+        batched = self.encode(model, inputs).codes
+        for i in range(3):
+            alone = self.encode(model, {k: v[i : i + 1] for k, v in inputs.items()}).codes
+            assert torch.equal(alone, batched[i : i + 1])
+        generators = [torch.Generator().manual_seed(10 + i) for i in range(3)]
+        together = model.decode(batched, generator=generators, **self.decode_kwargs).reconstruction
+        for i in range(3):
+            alone = decode_with_seed(model, batched[i : i + 1], 10 + i, **self.decode_kwargs)
+            torch.testing.assert_close(alone, together[i : i + 1], atol=1e-4, rtol=1e-4)
+
+    def test_training_lowers_loss_on_a_fixed_batch(self):
+        model = self.make_model().train()
+        inputs = self.make_inputs(2)
+
+        def loss():
+            return model(**inputs, generator=torch.Generator().manual_seed(0)).loss
+
+        initial = loss().item()
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=self.training_lr)
+        for _ in range(self.training_steps):
+            optimizer.zero_grad()
+            loss().backward()
+            optimizer.step()
+        final = loss().item()
+        assert math.isfinite(final) and final < 0.9 * initial, (initial, final)
+
+    def test_every_trainable_parameter_gets_a_gradient(self):
+        """Every trainable tensor receives a non-zero gradient within a few steps (zero-initialised heads and
+        adaLN-zero block gradients at step 0; random dropout paths fire on some steps only)."""
+        model = self.make_model().train()
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=self.training_lr)
+        reached = set()
+        for step in range(self.training_steps):
+            optimizer.zero_grad()
+            model(**self.make_inputs(4), generator=torch.Generator().manual_seed(step)).loss.backward()
+            reached |= {n for n, p in model.named_parameters() if p.grad is not None and p.grad.any()}
+            optimizer.step()
+        silent = [n for n, p in model.named_parameters() if p.requires_grad and n not in reached]
+        assert not silent, f"parameters without gradient: {silent}"
+
+    def test_gradient_checkpointing_gives_the_same_gradients(self):
+        model = self.make_model().train()
+        inputs = self.make_inputs(2)
+
+        def grads():
+            model.zero_grad()
+            model(**inputs, generator=torch.Generator().manual_seed(0)).loss.backward()
+            return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+        plain = grads()
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
+        checkpointed = grads()
+        assert plain.keys() == checkpointed.keys()
+        for name in plain:
+            torch.testing.assert_close(plain[name], checkpointed[name], atol=1e-5, rtol=1e-4)
+
+    def test_bad_inputs_raise_value_error(self):
+        model = self.make_model()
+        for description, kwargs in self.bad_inputs():
+            with pytest.raises(ValueError):
+                model.encode(**kwargs)
+            with pytest.raises(ValueError):
+                model(**kwargs)
+        codes = self.encode(model, self.make_inputs(1)).codes
+        for description, codes_bad in self.bad_codes(codes):
+            with pytest.raises(ValueError):
+                model.decode(codes_bad, **self.decode_kwargs)

@@ -1,0 +1,215 @@
+"""`unitok` command line: list, encode, decode, reconstruct.
+
+    unitok list [--modality image]
+    unitok encode --model PATH_OR_ID image.png [more.png ...] -o codes.json [--num-tokens K]
+    unitok decode --model PATH_OR_ID codes.json -o out.png [--steps N --guidance-scale S --seed 0]
+    unitok reconstruct --model PATH_OR_ID image.png [...] -o side_by_side.png [--num-tokens K]
+
+`--model` takes a folder or Hub repo id with weights, or a variant name from `unitok list` (random weights: the
+output says so). Errors a user can fix (missing file, unreadable image, wrong codes file) exit with status 2 and one
+line, no traceback.
+"""
+
+import argparse
+import inspect
+import io
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from .remote_code import write_atomic
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def load_model(name_or_path: str, device: str = "cpu"):
+    """A folder / Hub id with weights, or a registered variant name (random weights, with a warning)."""
+    from . import AutoTokenizer, create_model, list_models
+
+    if Path(name_or_path).exists() or name_or_path not in list_models():
+        try:
+            model = AutoTokenizer.from_pretrained(name_or_path)
+        except (OSError, ValueError) as error:
+            raise CLIError(f"Cannot load model {name_or_path!r}: {error}") from error
+    else:
+        print(f"warning: {name_or_path} is a variant name: its weights are random (untrained).", file=sys.stderr)
+        model = create_model(name_or_path)
+    return model.to(device).eval()
+
+
+def load_preprocessor(model, name_or_path: str):
+    if Path(name_or_path, "preprocessor_config.json").exists():
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(name_or_path)
+    return model.build_preprocessor()
+
+
+def read_images(paths: list[str]):
+    from PIL import Image, UnidentifiedImageError
+
+    images = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise CLIError(f"Image file not found: {path}")
+        try:
+            with Image.open(path) as image:
+                images.append(image.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as error:
+            raise CLIError(f"Cannot read {path} as an image ({error}).") from error
+    return images
+
+
+def _require_image_model(model) -> None:
+    if model.modality != "image":
+        raise CLIError(f"This command handles image tokenizers for now; {model.config.model_type} is {model.modality}.")
+
+
+def _decode_kwargs(model, args) -> dict:
+    parameters = inspect.signature(model.decode).parameters
+    kwargs = {"generator": torch.Generator(model.device).manual_seed(args.seed)}
+    if args.steps is not None:
+        kwargs["num_inference_steps"] = args.steps
+    if args.guidance_scale is not None and "guidance_scale" in parameters:
+        kwargs["guidance_scale"] = args.guidance_scale
+    return kwargs
+
+
+def encode_images(model, preprocessor, images, num_tokens: int | None) -> torch.Tensor:
+    pixel_values = preprocessor(images, return_tensors="pt")["pixel_values"].to(model.device)
+    with torch.no_grad():
+        codes = model.encode(pixel_values).codes
+    if codes is None:
+        raise CLIError(f"{model.config.model_type} is a continuous tokenizer: it has no discrete codes to write.")
+    if num_tokens is not None:
+        if not 1 <= num_tokens <= codes.shape[-1]:
+            raise CLIError(f"--num-tokens must be in [1, {codes.shape[-1]}], got {num_tokens}.")
+        codes = codes[..., :num_tokens]
+    return codes
+
+
+def cmd_list(args) -> None:
+    from .registry import get_variant, list_models
+
+    for name in list_models(modality=args.modality):
+        variant = get_variant(name)
+        print(f"{name:24s} {variant.modality:6s} {variant.description}")
+
+
+def cmd_encode(args) -> None:
+    model = load_model(args.model, args.device)
+    _require_image_model(model)
+    images = read_images(args.images)
+    codes = encode_images(model, load_preprocessor(model, args.model), images, args.num_tokens)
+    payload = {"model": args.model, "model_type": model.config.model_type, "inputs": args.images,
+               "codebook_size": model.codebook_size, "shape": list(codes.shape), "codes": codes.cpu().tolist()}
+    write_atomic(Path(args.output), json.dumps(payload))
+    print(f"wrote {codes.shape[0]} × {codes.shape[1]} codes to {args.output}")
+
+
+def read_codes(path: str, model) -> torch.Tensor:
+    if not Path(path).is_file():
+        raise CLIError(f"Codes file not found: {path}")
+    try:
+        payload = json.loads(Path(path).read_text())
+        codes = torch.tensor(payload["codes"], dtype=torch.long)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise CLIError(f"{path} is not a codes file written by `unitok encode` ({error}).") from error
+    if payload.get("model_type") not in (None, model.config.model_type):
+        raise CLIError(f"{path} holds {payload['model_type']} codes, but the model is {model.config.model_type}.")
+    return codes
+
+
+def save_grid(rows, path: str) -> None:
+    """Write a grid of PIL images (a list of rows) as one PNG, atomically."""
+    from PIL import Image
+
+    cell_w = max(image.width for row in rows for image in row)
+    cell_h = max(image.height for row in rows for image in row)
+    canvas = Image.new("RGB", (cell_w * max(len(row) for row in rows), cell_h * len(rows)), "white")
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            canvas.paste(image, (c * cell_w, r * cell_h))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    write_atomic(Path(path), buffer.getvalue())
+
+
+def cmd_decode(args) -> None:
+    model = load_model(args.model, args.device)
+    _require_image_model(model)
+    codes = read_codes(args.codes, model).to(model.device)
+    try:
+        reconstruction = model.decode(codes, **_decode_kwargs(model, args)).reconstruction
+    except ValueError as error:
+        raise CLIError(str(error)) from error
+    images = load_preprocessor(model, args.model).postprocess(reconstruction)
+    save_grid([images], args.output)
+    print(f"wrote {len(images)} decoded image(s) to {args.output}")
+
+
+def cmd_reconstruct(args) -> None:
+    model = load_model(args.model, args.device)
+    _require_image_model(model)
+    preprocessor = load_preprocessor(model, args.model)
+    images = read_images(args.images)
+    pixel_values = preprocessor(images, return_tensors="pt")["pixel_values"]
+    codes = encode_images(model, preprocessor, images, args.num_tokens)
+    reconstruction = model.decode(codes, **_decode_kwargs(model, args)).reconstruction
+    originals, outputs = preprocessor.postprocess(pixel_values), preprocessor.postprocess(reconstruction)
+    save_grid([list(pair) for pair in zip(originals, outputs)], args.output)
+    print(f"wrote original | reconstruction for {len(images)} image(s) ({codes.shape[-1]} tokens) to {args.output}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unitok", description="Multimodal tokenizers: encode, decode, reconstruct.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    listing = sub.add_parser("list", help="list the named variants")
+    listing.add_argument("--modality", choices=["image", "audio", "motion", "cad"])
+    listing.set_defaults(func=cmd_list)
+
+    def common(p):
+        p.add_argument("--model", required=True, help="folder, Hub repo id, or variant name (random weights)")
+        p.add_argument("-o", "--output", required=True)
+        p.add_argument("--device", default="cpu")
+
+    def sampling(p):
+        p.add_argument("--steps", type=int, default=None, help="decoder sampling steps (model default if unset)")
+        p.add_argument("--guidance-scale", type=float, default=None)
+        p.add_argument("--seed", type=int, default=0)
+
+    encode = sub.add_parser("encode", help="images → codes JSON")
+    common(encode)
+    encode.add_argument("images", nargs="+")
+    encode.add_argument("--num-tokens", type=int, default=None, help="keep the first K tokens (1D tokenizers)")
+    encode.set_defaults(func=cmd_encode)
+    decode = sub.add_parser("decode", help="codes JSON → images PNG")
+    common(decode)
+    sampling(decode)
+    decode.add_argument("codes")
+    decode.set_defaults(func=cmd_decode)
+    recon = sub.add_parser("reconstruct", help="images → original | reconstruction PNG")
+    common(recon)
+    sampling(recon)
+    recon.add_argument("images", nargs="+")
+    recon.add_argument("--num-tokens", type=int, default=None)
+    recon.set_defaults(func=cmd_reconstruct)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except CLIError as error:
+        print(f"unitok: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
