@@ -45,7 +45,8 @@ class TransformerBlock(GradientCheckpointingLayer):
         norm: "layernorm" / "rmsnorm"; norm_affine: learnable norm weights (False with adaLN or FlexTok).
         qk_norm, qk_norm_affine, attn_scale: see `Attention`.
         adaln_cond_dim: if set, the block is conditioned: `adaLN_modulation = SiLU → Linear(cond, groups·6·dim)`
-            giving shift/scale/gate for attention and MLP (DiT order), zero-initialised by the model.
+            giving gate/shift/scale for attention and MLP (FlexTok's order, see `modulation`), zero-initialised
+            by the model.
         adaln_groups: number of independently modulated token groups.
     """
 
@@ -65,7 +66,9 @@ class TransformerBlock(GradientCheckpointingLayer):
             self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(adaln_cond_dim, adaln_groups * 6 * dim))
 
     def modulation(self, cond: torch.Tensor, group_ids: torch.Tensor | None, length: int) -> list[torch.Tensor]:
-        """Per-position `[shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp]`, each (B, L, dim)."""
+        """Per-position `[gate_msa, gate_mlp, shift_msa, scale_msa, shift_mlp, scale_mlp]`, each (B, L, dim).
+
+        This is FlexTok's chunk order (DiT's is shift, scale, gate): converted checkpoints load unchanged."""
         params = self.adaLN_modulation(cond).view(cond.shape[0], self.adaln_groups, 6, self.dim)
         if group_ids is None:
             group_ids = torch.zeros(length, dtype=torch.long, device=cond.device)
@@ -77,7 +80,7 @@ class TransformerBlock(GradientCheckpointingLayer):
         if self.adaLN_modulation is None:
             x = x + self.attn(self.norm1(x), attn_mask, rotary)
             return x + self.mlp(self.norm2(x))
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond, group_ids, x.shape[1])
+        gate1, gate2, shift1, scale1, shift2, scale2 = self.modulation(cond, group_ids, x.shape[1])
         x = x + gate1 * self.attn(modulate(self.norm1(x), shift1, scale1), attn_mask, rotary)
         return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
 

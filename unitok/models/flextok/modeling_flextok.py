@@ -341,7 +341,7 @@ class FlexTokModel(FlexTokPreTrainedModel):
             guidance_scale=self.config.guidance_scale if guidance_scale is None else guidance_scale,
             guidance=guidance or self.config.guidance, scheduler_config=self.config.decoder_scheduler,
         )
-        return TokenizerDecoderOutput(reconstruction=self.vae_decode(latents_out).float())
+        return TokenizerDecoderOutput(reconstruction=self.vae_decode(latents_out).float().contiguous())
 
     def _initial_noise(self, batch: int, generator, device) -> torch.Tensor:
         size = self.config.latent_size
