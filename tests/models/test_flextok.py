@@ -154,11 +154,11 @@ def test_image_processor_matches_the_official_preprocessing():
     image = Image.fromarray(array)
     pixel_values = processor(image, return_tensors="pt")["pixel_values"]
     assert pixel_values.shape == (1, 3, 256, 256)
-    # independent reference: resize short side to 256 (bicubic), centre crop, [0, 1] → [-1, 1]
+    # independent reference (the official demo): Resize(256) bilinear+antialias, CenterCrop(256), [-1, 1]
     import torchvision.transforms.v2.functional as TF
 
     tensor = torch.from_numpy(array).permute(2, 0, 1)
-    expected = TF.center_crop(TF.resize(tensor, 256, interpolation=TF.InterpolationMode.BICUBIC, antialias=True), 256)
+    expected = TF.center_crop(TF.resize(tensor, 256, interpolation=TF.InterpolationMode.BILINEAR, antialias=True), 256)
     expected = expected.float() / 127.5 - 1
     assert (pixel_values[0] - expected).abs().max() < 2 / 255 + 1e-4
     round_trip = processor.postprocess(pixel_values, output_type="pt")[0]

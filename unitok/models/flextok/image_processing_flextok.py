@@ -1,4 +1,4 @@
-"""FlexTok's image preprocessing: resize the short side to 256 (bicubic), centre-crop 256², scale to [-1, 1].
+"""FlexTok's image preprocessing: short side to 256 (bilinear, antialiased), centre-crop 256², scale to [-1, 1].
 
 `postprocess` is the inverse for model outputs: [-1, 1] tensors back to uint8 images.
 This file imports only transformers/torch so transformers' own remote-code saving can carry it.
@@ -14,7 +14,7 @@ class FlexTokImageProcessor(TorchvisionBackend):
     r"""Constructs a FlexTok image processor (`pixel_values` of shape `(batch, 3, 256, 256)` in [-1, 1])."""
 
     model_input_names = ["pixel_values"]
-    resample = PILImageResampling.BICUBIC
+    resample = PILImageResampling.BILINEAR  # torchvision Resize(256) default, as the official demo
     size = {"shortest_edge": 256}
     crop_size = {"height": 256, "width": 256}
     image_mean = [0.5, 0.5, 0.5]
