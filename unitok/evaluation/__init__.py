@@ -1,0 +1,1 @@
+"""The evaluation harness: metrics per modality, reports and figures."""

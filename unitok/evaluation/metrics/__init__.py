@@ -1,0 +1,1 @@
+"""Metrics, one module per modality; each is tested against an independent computation."""
