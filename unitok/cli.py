@@ -50,18 +50,15 @@ def load_preprocessor(model, name_or_path: str):
 
 
 def read_images(paths: list[str]):
-    from PIL import Image, UnidentifiedImageError
+    """PIL RGB images; a missing or unreadable file is a CLIError naming it."""
+    from PIL import Image
 
-    images = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise CLIError(f"Image file not found: {path}")
-        try:
-            with Image.open(path) as image:
-                images.append(image.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as error:
-            raise CLIError(f"Cannot read {path} as an image ({error}).") from error
-    return images
+    from .data.images import read_image
+
+    try:
+        return [Image.fromarray(read_image(path).image.permute(1, 2, 0).numpy()) for path in paths]
+    except ValueError as error:
+        raise CLIError(str(error)) from error
 
 
 def _require_image_model(model) -> None:
@@ -165,6 +162,37 @@ def cmd_reconstruct(args) -> None:
     print(f"wrote original | reconstruction for {len(images)} image(s) ({codes.shape[-1]} tokens) to {args.output}")
 
 
+def _eval_options(args):
+    from .evaluation.common import EvalOptions
+
+    budgets = [int(k) for k in args.budgets.split(",")] if args.budgets else None
+    return EvalOptions(batch_size=args.batch_size, num_inference_steps=args.steps, seed=args.seed,
+                       token_budgets=budgets, max_items=args.max_items, device=args.device,
+                       fd_inception_weights=args.fid_inception_weights, compute_fd=not args.no_fd)
+
+
+def cmd_eval(args) -> None:
+    from .evaluation.harness import evaluate
+
+    try:
+        results = evaluate(args.model, args.data, args.out, _eval_options(args))
+    except (OSError, ValueError) as error:
+        raise CLIError(str(error)) from error
+    seconds = results["throughput"]["evaluation_seconds_per_item"]
+    print(f"evaluated {results['num_items']} items in {seconds:.3f} s/item → {args.out}/metrics.json, report.md, "
+          f"{', '.join(f for f in results['figures'].values() if f.endswith('.png'))}")
+
+
+def cmd_compare(args) -> None:
+    from .evaluation.harness import compare
+
+    try:
+        compare(args.models, args.data, args.out, _eval_options(args))
+    except (OSError, ValueError) as error:
+        raise CLIError(str(error)) from error
+    print(f"wrote {args.out}/comparison.md, comparison.json and rate_distortion.png")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unitok", description="Multimodal tokenizers: encode, decode, reconstruct.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +226,29 @@ def build_parser() -> argparse.ArgumentParser:
     recon.add_argument("images", nargs="+")
     recon.add_argument("--num-tokens", type=int, default=None)
     recon.set_defaults(func=cmd_reconstruct)
+
+    def evaluation(p):
+        p.add_argument("--data", default="bundled", help="image: bundled | skimage | fashion-mnist[:split][:N] | "
+                       "FOLDER (append :N to keep N items)")
+        p.add_argument("--out", required=True, help="output folder")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--batch-size", type=int, default=8)
+        p.add_argument("--steps", type=int, default=None, help="decoder sampling steps (model default if unset)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--budgets", default=None, help="token counts to decode at, e.g. 1,16,256 (1D tokenizers)")
+        p.add_argument("--max-items", type=int, default=None)
+        p.add_argument("--fid-inception-weights", default=None,
+                       help="pt_inception-2015-12-05 weights file: standard FID instead of FD-EffNetLite0")
+        p.add_argument("--no-fd", action="store_true", help="skip the Fréchet distance")
+
+    ev = sub.add_parser("eval", help="evaluate a tokenizer: metrics.json, report.md, figures")
+    ev.add_argument("--model", required=True, help="folder, Hub repo id, or variant name (random weights)")
+    evaluation(ev)
+    ev.set_defaults(func=cmd_eval)
+    cmp = sub.add_parser("compare", help="evaluate several tokenizers on the same data: one table, one plot")
+    cmp.add_argument("models", nargs="+")
+    evaluation(cmp)
+    cmp.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -17,14 +17,8 @@ from PIL import Image
 
 from . import create_model
 from .cli import save_grid
+from .data.images import bundled_images
 from .remote_code import write_atomic
-
-SAMPLE_DIR = Path(__file__).parent / "assets" / "images"
-
-
-def sample_images() -> list[tuple[str, Image.Image]]:
-    return [(path.stem, Image.open(path).convert("RGB")) for path in sorted(SAMPLE_DIR.glob("*.png"))]
-
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,7 +36,9 @@ def main(argv=None) -> None:
           "the reconstructions show the pipeline, not quality.")
     model = create_model(args.model).eval()
     processor = model.build_preprocessor()
-    names, images = zip(*sample_images())
+    samples = bundled_images()
+    names = [item.name for item in samples]
+    images = [Image.fromarray(item.image.permute(1, 2, 0).numpy()) for item in samples]
     pixel_values = processor(list(images), return_tensors="pt")["pixel_values"]
 
     start = time.perf_counter()

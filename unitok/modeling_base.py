@@ -48,6 +48,11 @@ class UnitokPreTrainedModel(PreTrainedModel):
     def decode(self, codes=None, latents=None, *, generator=None, num_inference_steps=None, **conditioning):
         raise NotImplementedError(f"{type(self).__name__} must implement `decode`.")
 
+    def default_token_budgets(self) -> list[int] | None:
+        """Token counts the evaluation harness decodes at (rate–distortion curve) for tokenizers whose code
+        prefixes decode (1D nested tokens); None for fixed-length tokenizers."""
+        return None
+
     @property
     def codebook_size(self) -> int | None:
         """Number of distinct token ids (None for continuous tokenizers)."""

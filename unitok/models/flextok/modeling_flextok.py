@@ -241,6 +241,10 @@ class FlexTokModel(FlexTokPreTrainedModel):
         size = self.config.image_size
         return FlexTokImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
 
+    def default_token_budgets(self) -> list[int]:
+        """Powers of two up to the number of registers (1, 2, 4, …, 256): any prefix decodes."""
+        return [2**i for i in range(self.config.num_registers.bit_length()) if 2**i <= self.config.num_registers]
+
     # ----------------------------------------------------------------------------------------------- checks
     def _check_pixels(self, pixel_values) -> torch.Tensor:
         size = self.config.image_size
