@@ -31,7 +31,25 @@ def _image_backend():
     return load_images, evaluate_images
 
 
-EVALUATORS["image"] = _image_backend
+def _speech_backend():
+    from .speech_eval import evaluate_speech, load_speech
+
+    return load_speech, evaluate_speech
+
+
+def _motion_backend():
+    from .motion_eval import evaluate_motion, load_motion
+
+    return load_motion, evaluate_motion
+
+
+def _cad_backend():
+    from .cad_eval import evaluate_cad, load_cad
+
+    return load_cad, evaluate_cad
+
+
+EVALUATORS.update(image=_image_backend, audio=_speech_backend, motion=_motion_backend, cad=_cad_backend)
 
 
 def load_model(model_or_path, device: str = "cpu", seed: int = 0):

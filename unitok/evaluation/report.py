@@ -34,6 +34,10 @@ def write_figures(results: dict, figure_data: dict, out: Path) -> dict:
             histogram, perplexity = figure_data["histogram"]
             fig.codebook_usage(histogram, results["codebook_size"], perplexity, out / "codebook_usage.png", title)
             written["codebook_usage"] = "codebook_usage.png"
+        if figure_data.get("speech_examples"):
+            from .speech_eval import write_speech_figures
+
+            written.update(write_speech_figures(figure_data["speech_examples"], figure_data["sampling_rate"], out))
         from .image_eval import rate_distortion_points
 
         curves = rate_distortion_points(results) if results.get("budgets") else {}
@@ -74,10 +78,13 @@ def write_report(results: dict, path: Path) -> None:
         lines += ["ST-LPIPS is the shift-tolerant LPIPS (bundled AlexNet): not comparable to published LPIPS. "
                   "FD-EffNetLite0 is a Fréchet distance on EfficientNet-Lite0 features: not comparable to published "
                   "FID (standard FID runs when Inception weights are supplied).", ""]
-    for key, title in (("metrics", "Metrics"),):
-        if results.get(key):
-            lines += [f"## {title}", "", "| metric | value |", "|---|---|"]
-            lines += [f"| {name} | {_fmt(value)} |" for name, value in results[key].items()] + [""]
+    if results.get("metrics"):
+        lines += ["## Metrics (mean ± std over items)", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {name} | {_fmt(value)} |" for name, value in results["metrics"].items()] + [""]
+    rate = [(key, results[key]) for key in ("tokens_per_item", "tokens_per_second", "bits_per_token", "bits_per_second",
+                                            "bits_per_pixel", "total_audio_seconds", "invalid_ratio") if key in results]
+    if rate and not results.get("budgets"):
+        lines += ["## Rate", "", "| measure | value |", "|---|---|"] + [f"| {k} | {_fmt(v, 4)} |" for k, v in rate] + [""]
     if results.get("codebook"):
         cb = results["codebook"]
         lines += ["## Codebook usage", "",
