@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.unitok-installed
 # The test command installs every optional extra so CI exercises all metrics and data sources.
-EXTRAS  = dev,eval-image,data-image
+EXTRAS  = dev,eval-image,data-image,eval-speech,data-speech,data-motion,data-cad,eval-cad
 
 .PHONY: demo test bench venv clean
 
@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt resemblyzer  # speaker similarity (see pyproject)
 	touch $(STAMP)
 
 venv: $(STAMP)

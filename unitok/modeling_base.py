@@ -48,6 +48,11 @@ class UnitokPreTrainedModel(PreTrainedModel):
     def decode(self, codes=None, latents=None, *, generator=None, num_inference_steps=None, **conditioning):
         raise NotImplementedError(f"{type(self).__name__} must implement `decode`.")
 
+    def build_preprocessor(self):
+        """The processor matching this config (image processor / feature extractor), or None if the model takes
+        tensors directly (e.g. CAD command sequences)."""
+        return None
+
     def default_token_budgets(self) -> list[int] | None:
         """Token counts the evaluation harness decodes at (rate–distortion curve) for tokenizers whose code
         prefixes decode (1D nested tokens); None for fixed-length tokenizers."""
@@ -109,9 +114,9 @@ class UnitokPreTrainedModel(PreTrainedModel):
         result = super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             save_remote_code(Path(save_directory), list(classes.values()))
-            build = getattr(self, "build_preprocessor", None)
-            if callable(build) and not (Path(save_directory) / "preprocessor_config.json").exists():
-                build().save_pretrained(save_directory)  # a complete folder: AutoImageProcessor loads it too
+            processor = self.build_preprocessor()
+            if processor is not None and not (Path(save_directory) / "preprocessor_config.json").exists():
+                processor.save_pretrained(save_directory)  # a complete folder: the Auto processor class loads it too
         return result
 
 

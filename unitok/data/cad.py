@@ -217,13 +217,11 @@ def _loop_reason(loop) -> str | None:
     if any(np.array_equal(ends[i], ends[i + 1]) for i in range(len(loop))):
         return "zero-length curve"
     poly = _polyline(loop)
+    i, j = np.nonzero(np.triu(_crossings(_segments(poly), _segments(poly)), 2))  # pairs of non-adjacent segments
+    if np.any(~((i == 0) & (j == len(poly) - 1))):
+        return "self-intersecting loop"
     if abs(np.sum(poly[:, 0] * np.roll(poly[:, 1], -1) - np.roll(poly[:, 0], -1) * poly[:, 1])) < 1e-6:
         return "degenerate (zero-area) loop"
-    m = len(poly)
-    hits = _crossings(_segments(poly), _segments(poly))
-    i, j = np.nonzero(np.triu(hits, 2))
-    if np.any(~((i == 0) & (j == m - 1))):
-        return "self-intersecting loop"
     return None
 
 
@@ -288,6 +286,14 @@ def _extrude_solid(ext):
     return solid.fuse(bd.Solid.extrude(face, tuple(-e2 * normal))) if ext.extent == TWO_SIDES else solid
 
 
+def _combine(body, solid, op):
+    bd = require("build123d", "data-cad", "build123d")
+    result = body.cut(solid) if op == CUT else body.intersect(solid) if op == INTERSECT else body.fuse(solid)
+    if isinstance(result, list):  # build123d's intersect returns a ShapeList (empty when nothing is left)
+        result = result[0] if len(result) == 1 else bd.Compound(result) if result else None
+    return result
+
+
 def _check(program: CADProgram):
     """(reason or None, solid or None)."""
     if not program.extrudes:
@@ -298,12 +304,10 @@ def _check(program: CADProgram):
     try:
         body = _extrude_solid(program.extrudes[0])
         for ext in program.extrudes[1:]:
-            solid = _extrude_solid(ext)
-            body = body.cut(solid) if ext.op == CUT else body.intersect(solid) if ext.op == INTERSECT else body.fuse(
-                solid)
+            body = _combine(body, _extrude_solid(ext), ext.op)
             if body is None:
                 return "empty solid", None
-    except Exception as error:  # OpenCASCADE raises many exception types
+    except Exception as error:  # noqa: BLE001 — OpenCASCADE raises many exception types
         return f"build failed: {type(error).__name__}: {error}", None
     if body.volume < 1e-6:
         return "empty solid", None
@@ -369,14 +373,13 @@ def _quantize(loops, plane: str, level: float, e1: float, e2: float = 0.0, op=NE
     size = int(np.clip(round(reach * 128), 1, 255))
     unit = size / 128 / SKETCH_UNITS
 
-    def grid(p):
-        return [int(np.clip(round(128 + (p[k] - start[k]) / unit), 0, 255)) for k in (0, 1)]
+    def curve(c):
+        x, y = (int(np.clip(round(128 + (c[1][k] - start[k]) / unit), 0, 255)) for k in (0, 1))
+        if c[0] == "circle":
+            return Curve(CIRCLE, x, y, r=round(c[2] / unit))
+        return Curve(ARC, x, y, round(c[2] / (2 * math.pi) * 256), int(c[3])) if c[0] == "arc" else Curve(LINE, x, y)
 
-    q_loops = []
-    for loop in loops:
-        q_loops.append([Curve(CIRCLE, *grid(c[1]), r=int(round(c[2] / unit))) if c[0] == "circle" else
-                        Curve(ARC, *grid(c[1]), int(round(c[2] / (2 * math.pi) * 256)), int(c[3])) if c[0] == "arc"
-                        else Curve(LINE, *grid(c[1])) for c in loop])
+    q_loops = [[curve(c) for c in loop] for loop in loops]
     position = level * normal + start[0] * x_axis + start[1] * y_axis
     px, py, pz, q1, q2 = (int(np.clip(round((v + 1) * 128), 0, 255)) for v in (*position, e1, e2))
     return Extrude(q_loops, *PLANES[plane], px, py, pz, size, q1, q2, op, extent)
@@ -391,7 +394,8 @@ def _profile(rng, kind, cx, cy, a, b):
         angles = rng.uniform() * 2 * np.pi + 2 * np.pi * (np.arange(n) + rng.uniform(-0.2, 0.2, n)) / n
         pts = np.stack([cx + a * np.cos(angles), cy + a * np.sin(angles)], 1)
         edges = np.roll(pts, -1, 0) - pts
-        inradius = np.min(np.abs(np.cross(edges, pts - [cx, cy])) / np.linalg.norm(edges, axis=1))
+        offsets = pts - [cx, cy]
+        inradius = np.min(np.abs(edges[:, 0] * offsets[:, 1] - edges[:, 1] * offsets[:, 0]) / np.hypot(*edges.T))
         return [("line", tuple(p)) for p in np.roll(pts, -1, 0)], inradius
     if kind == "slot":
         b = min(b, 0.6 * a)
@@ -481,7 +485,7 @@ def cad_dataset(num_items: int, seed: int = 0, num_points: int = 2000, max_extru
     return items
 
 
-__all__ = ["LINE", "ARC", "CIRCLE", "EOS", "SOL", "EXT", "COMMANDS", "NEW", "JOIN", "CUT", "INTERSECT", "ONE_SIDE",
-           "SYMMETRIC", "TWO_SIDES", "NUM_PARAMS", "PARAM_MASK", "SKETCH_UNITS", "PLANES", "Curve", "Extrude",
-           "CADProgram", "plane_axes", "validate_program", "program_to_solid", "sample_surface", "export",
-           "random_program", "cad_dataset"]
+__all__ = ["ARC", "CIRCLE", "COMMANDS", "CUT", "EOS", "EXT", "INTERSECT", "JOIN", "LINE", "NEW", "NUM_PARAMS",
+           "ONE_SIDE", "PARAM_MASK", "PLANES", "SKETCH_UNITS", "SOL", "SYMMETRIC", "TWO_SIDES", "CADProgram", "Curve",
+           "Extrude", "cad_dataset", "export", "plane_axes", "program_to_solid", "random_program", "sample_surface",
+           "validate_program"]

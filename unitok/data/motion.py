@@ -2,16 +2,17 @@
 
 Moto's tokenizer encodes a (condition = frame t, target = frame t+Δ) pair resized bicubically to 224×224, with
 Δ = 3 frames on Open-X-Embodiment and 5 on CALVIN; so these are the defaults for video. Robot renders default to
-128² to stay fast on a CPU (Moto's processor resizes them to 224² itself).
+128² to stay fast on a CPU (pass size=224 for Moto's resolution: about 24 fps instead of 40–230).
 
 Sources (all installed from PyPI, nothing is downloaded at run time):
 - any video file PyAV can decode (`video_frame_pairs`), e.g. the real traffic clip of `mvtb-data`
   (`bundled_video_pairs`: `traffic_sequence.mp4`, h264 704×576, 30 fps, 350 frames; MIT licence per the
-  package metadata of Peter Corke's Machine Vision Toolbox data, images from the book "Robotics, Vision & Control");
+  package metadata of Peter Corke's Machine Vision Toolbox data; the media come from his book's examples);
 - a Franka Panda or KUKA iiwa arm moving its joints along a smooth seeded trajectory (`robot_frame_pairs`), and
   a DeepMimic humanoid replaying real motion capture kinematically (`mocap_frame_pairs`), both rendered by
   PyBullet's CPU TinyRenderer in DIRECT mode (no GL). pybullet is zlib-licensed; the Panda URDF is Apache-2.0
-  (its LICENSE.txt in pybullet_data); the mocap clips come from DeepMimic (MIT).
+  (its LICENSE.txt in pybullet_data); the mocap clips come from DeepMimic (MIT per its repository; pybullet_data
+  ships no separate notice for them).
 """
 
 import contextlib
@@ -50,11 +51,11 @@ def _square(image: Image.Image, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
 
 
-def _pairs(frames, delta, stride, max_pairs, prefix, source, start=0) -> list[FramePairItem]:
+def _pairs(frames, delta, stride, max_pairs, prefix, source, start=0, what=None) -> list[FramePairItem]:
     if delta < 1 or stride < 1:
         raise ValueError(f"delta and stride must be >= 1, got delta={delta}, stride={stride}.")
     if len(frames) <= start + delta:
-        raise ValueError(f"{source}: {len(frames)} frames are too few for delta={delta} (start={start}).")
+        raise ValueError(f"{what or source}: {len(frames)} frames are too few for delta={delta} (start={start}).")
     starts = list(range(start, len(frames) - delta, stride))[:max_pairs]
     return [FramePairItem(f"{prefix}_t{i:04d}_d{delta}", frames[i], frames[i + delta], delta, source) for i in starts]
 
@@ -85,7 +86,7 @@ def video_frame_pairs(path, delta: int = MOTO_DELTA, size: int = MOTO_SIZE, max_
                     break
     except (av.error.FFmpegError, OSError) as error:
         raise ValueError(f"cannot decode video {path}: {error}") from error
-    return _pairs(frames, delta, stride, max_pairs, path.stem, source or f"video:{path.name}", start)
+    return _pairs(frames, delta, stride, max_pairs, path.stem, source or f"video:{path.name}", start, str(path))
 
 
 def bundled_video_path() -> Path:
@@ -244,6 +245,5 @@ def validate_pair(item: FramePairItem, min_change: float = 0.5) -> str | None:
     return None
 
 
-__all__ = ["MOTO_SIZE", "MOTO_DELTA", "video_frame_pairs", "bundled_video_path", "bundled_video_pairs",
-           "render_robot_clip", "robot_frame_pairs", "mocap_clips", "render_mocap_clip", "mocap_frame_pairs",
-           "validate_pair"]
+__all__ = ["MOTO_DELTA", "MOTO_SIZE", "bundled_video_pairs", "bundled_video_path", "mocap_clips", "mocap_frame_pairs",
+           "render_mocap_clip", "render_robot_clip", "robot_frame_pairs", "validate_pair", "video_frame_pairs"]

@@ -17,8 +17,10 @@ and `SpeechMetrics`. Optional packages come from the `eval-speech` extra; a miss
 """
 
 import functools
+import math
 import re
 import unicodedata
+import warnings
 
 import numpy as np
 import torch
@@ -95,6 +97,8 @@ def stft_distance(ref, est, sample_rate: int, ref_sample_rate: int | None = None
     then averaged over resolutions.
     """
     ref, est = _pair(ref, est, sample_rate, ref_sample_rate, None)
+    if ref.numel() <= max(resolutions) // 2:
+        raise ValueError(f"{ref.numel()} samples is too short for n_fft {max(resolutions)} (needs more than half)")
     distances = []
     for n_fft in resolutions:
         window = torch.hann_window(n_fft)
@@ -113,6 +117,8 @@ def pesq_wb(ref, est, sample_rate: int, ref_sample_rate: int | None = None) -> f
     """Wideband PESQ (ITU-T P.862.2, MOS-LQO from about 1.04 to 4.64) at 16 kHz with the `pesq` package."""
     pesq = require("pesq", extra=EXTRA)
     ref, est = _pair(ref, est, sample_rate, ref_sample_rate, 16000)
+    if not est.any() or not ref.any():
+        raise ValueError("PESQ is undefined for an all-zero signal")
     return float(pesq.pesq(16000, ref.numpy(), est.numpy(), "wb"))
 
 
@@ -150,13 +156,17 @@ class SpeakerEncoder:
         self.encoder = resemblyzer.VoiceEncoder(device, verbose=False)
 
     def embed(self, waveform, sample_rate: int) -> np.ndarray:
-        wav = self._preprocess(resample(waveform, sample_rate, 16000).numpy(), source_sr=16000)
+        wav = resample(waveform, sample_rate, 16000)
+        if not wav.any():
+            raise ValueError("cannot embed an all-zero signal")
+        wav = self._preprocess(wav.numpy(), source_sr=16000)
         if wav.size == 0:
             raise ValueError("no speech left after resemblyzer's silence trimming")
         return self.encoder.embed_utterance(wav)
 
     def similarity(self, ref, est, sample_rate: int, ref_sample_rate: int | None = None) -> float:
-        """Cosine similarity of the two d-vectors (1 = same embedding; same speaker is typically > 0.75)."""
+        """Cosine similarity of the two d-vectors: 1 means the same embedding. Measured here: two sentences of
+        one TTS voice 0.80 to 0.86; different speakers (ARCTIC awb/slt, piper joe, hibari heart) 0.39 to 0.64."""
         a = self.embed(ref, ref_sample_rate or sample_rate)
         b = self.embed(est, sample_rate)
         return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
@@ -237,6 +247,7 @@ def cer(ref_text: str, hyp_text: str) -> float:
 
 METRICS = ("mel_distance", "stft_distance", "pesq_wb", "stoi", "dnsmos", "speaker_similarity", "asr")
 _PAIRWISE = {"mel_distance": mel_distance, "stft_distance": stft_distance, "pesq_wb": pesq_wb, "stoi": stoi}
+_OUTPUT_KEYS = {"dnsmos": ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"), "asr": ("wer", "cer")}
 
 
 class SpeechMetrics:
@@ -246,7 +257,8 @@ class SpeechMetrics:
     `mel_distance`, `stft_distance`, `pesq_wb`, `stoi`, `dnsmos_{ovrl,sig,bak,p808}` (of the reconstruction),
     `speaker_similarity`, `asr_hypothesis`, `wer`, `cer` (against `ref_item.transcript`), plus `skipped`, which maps
     each metric whose optional package is missing to the `MissingExtraError` message. The other metrics still run.
-    Other errors propagate.
+    A metric that fails on this pair gets NaN, and its error goes into `errors` with a warning. A degenerate
+    reconstruction (all zeros, too short) fails this way for PESQ, STFT distance or speaker similarity.
     """
 
     def __init__(self, metrics: tuple[str, ...] = METRICS, transcriber: Transcriber | None = None,
@@ -276,13 +288,19 @@ class SpeechMetrics:
                 "cer": cer(ref.transcript, hypothesis)}
 
     def __call__(self, ref: SpeechItem, est, sample_rate: int) -> dict:
-        result, skipped = {}, {}
+        result, skipped, errors = {}, {}, {}
         for name in self.metrics:
             try:
                 result.update(self._compute(name, ref, est, sample_rate))
             except MissingExtraError as error:
                 skipped[name] = str(error)
+            except Exception as error:  # a metric failing on one pair must not stop the evaluation
+                errors[name] = f"{type(error).__name__}: {error}"
+                warnings.warn(f"{name} failed on {ref.name}: {errors[name]}", stacklevel=2)
+                result.update({key: math.nan for key in _OUTPUT_KEYS.get(name, (name,))})
         result["skipped"] = skipped
+        if errors:
+            result["errors"] = errors
         return result
 
 
