@@ -9,7 +9,7 @@ from PIL import Image
 import unitok
 from unitok.cli import main
 from unitok.evaluation.common import EvalOptions, codebook_statistics
-from unitok.evaluation.harness import compare, evaluate
+from unitok.evaluation.harness import evaluate
 
 
 @pytest.fixture(scope="module")

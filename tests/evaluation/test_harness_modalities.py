@@ -5,7 +5,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from tests.toy_tokenizers import (
     ToyCADConfig, ToyCADTokenizer, ToyMotionConfig, ToyMotionTokenizer, ToyMuLawCodec, ToyMuLawConfig,
@@ -16,7 +15,7 @@ from unitok.evaluation.harness import evaluate
 
 def test_speech_evaluation_of_a_mu_law_codec(tmp_path):
     model = ToyMuLawCodec(ToyMuLawConfig())
-    results = evaluate(model, "fixtures", tmp_path, EvalOptions(batch_size=2))
+    evaluate(model, "fixtures", tmp_path, EvalOptions(batch_size=2))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["modality"] == "audio" and metrics["num_items"] >= 2
     assert abs(metrics["tokens_per_second"] - 16000) < 1 and abs(metrics["bits_per_second"] - 128000) < 1

@@ -3,6 +3,7 @@
 import math
 import resource
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
@@ -70,6 +71,18 @@ def codebook_statistics(codes: torch.Tensor, codebook_size: int) -> dict:
             "histogram": stats["histogram"]}
 
 
+def keep_valid(items: list, validate) -> list:
+    """Items for which `validate(item)` returns no reason; the others are skipped with a warning naming them."""
+    kept = []
+    for item in items:
+        reason = validate(item)
+        if reason:
+            warnings.warn(f"skipping {item.name}: {reason}", stacklevel=3)
+        else:
+            kept.append(item)
+    return kept
+
+
 def bits_per_token(codebook_size: int) -> float:
     return math.log2(codebook_size)
 
@@ -82,4 +95,5 @@ def mean_std(values: list[float]) -> dict:
     return {"mean": float(tensor.mean()), "std": std, "n": len(tensor)}
 
 
-__all__ = ["EvalOptions", "Stopwatch", "peak_memory_mb", "codebook_statistics", "bits_per_token", "mean_std"]
+__all__ = ["EvalOptions", "Stopwatch", "peak_memory_mb", "codebook_statistics", "bits_per_token", "mean_std",
+           "keep_valid"]

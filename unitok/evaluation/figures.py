@@ -16,6 +16,15 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path, title: str) -> Path:
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def reconstruction_grid(rows: list[list[np.ndarray]], column_titles: list[str], path: Path,
                         row_titles: list[str] | None = None, title: str = "") -> Path:
     """Images (HWC uint8) in a grid: one row per item, first column the original."""
@@ -32,12 +41,7 @@ def reconstruction_grid(rows: list[list[np.ndarray]], column_titles: list[str], 
                 axis.set_title(column_titles[c], fontsize=9)
             if c == 0 and row_titles:
                 axis.set_ylabel(row_titles[r], fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
 
 
 def codebook_usage(histogram, codebook_size: int, perplexity: float, path: Path, title: str = "") -> Path:
@@ -57,12 +61,7 @@ def codebook_usage(histogram, codebook_size: int, perplexity: float, path: Path,
     right.hist(np.log10(used), bins=40, color="tab:orange")
     right.set_xlabel("log10(count) of used codes")
     right.set_ylabel("number of codes")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
 
 
 def rate_distortion(curves: dict[str, dict[str, list[tuple[float, float]]]], path: Path, x_label: str = "bits per pixel",
@@ -81,12 +80,7 @@ def rate_distortion(curves: dict[str, dict[str, list[tuple[float, float]]]], pat
         axis.set_title(metric, fontsize=10)
         axis.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
 
 
 def spectrograms(reference: np.ndarray, estimate: np.ndarray, path: Path, title: str = "",

@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 
 from ..data.items import FramePairItem
-from .common import EvalOptions, Stopwatch, bits_per_token, codebook_statistics, mean_std, peak_memory_mb
+from .common import (
+    EvalOptions, Stopwatch, bits_per_token, codebook_statistics, keep_valid, mean_std, peak_memory_mb,
+)
 
 NUMERIC = ("psnr", "ssim", "copy_psnr", "copy_ssim", "beats_copy_psnr", "beats_copy_ssim")
 
@@ -19,8 +21,6 @@ NUMERIC = ("psnr", "ssim", "copy_psnr", "copy_ssim", "beats_copy_psnr", "beats_c
 def load_motion(spec: str) -> list[FramePairItem]:
     """`video[:N]` (real traffic video from mvtb-data), `robot[:N]` (PyBullet Franka render), `mocap[:N]`
     (DeepMimic humanoid clip), or a video file path; `:N` keeps N pairs. Static pairs are skipped with a warning."""
-    import warnings
-
     from ..data import motion
 
     name, _, count = spec.partition(":")
@@ -33,13 +33,7 @@ def load_motion(spec: str) -> list[FramePairItem]:
         items = motion.mocap_frame_pairs()
     else:
         items = motion.video_frame_pairs(name, max_pairs=limit)
-    kept = []
-    for item in items:
-        reason = motion.validate_pair(item)
-        if reason:
-            warnings.warn(f"skipping {item.name}: {reason}", stacklevel=2)
-        else:
-            kept.append(item)
+    kept = keep_valid(items, motion.validate_pair)
     return kept[:limit]
 
 

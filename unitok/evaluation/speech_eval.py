@@ -9,8 +9,6 @@ waveform at `model.config.sampling_rate` with per-item `lengths`. Conditioning t
 """
 
 import inspect
-import math
-import warnings
 import wave
 from pathlib import Path
 
@@ -18,7 +16,9 @@ import numpy as np
 import torch
 
 from ..data.items import SpeechItem
-from .common import EvalOptions, Stopwatch, bits_per_token, codebook_statistics, mean_std, peak_memory_mb
+from .common import (
+    EvalOptions, Stopwatch, bits_per_token, codebook_statistics, keep_valid, mean_std, peak_memory_mb,
+)
 
 NUMERIC = ("mel_distance", "stft_distance", "pesq_wb", "stoi", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak",
            "dnsmos_p808", "speaker_similarity", "wer", "cer")
@@ -40,13 +40,7 @@ def load_speech(spec: str) -> list[SpeechItem]:
         items = speech.load_speech_manifest(name)
     else:
         raise ValueError(f"Unknown speech data {spec!r}: use 'fixtures', 'synthetic[:N]' or a manifest.jsonl path.")
-    kept = []
-    for item in items:
-        reason = speech.validate_speech(item)
-        if reason:
-            warnings.warn(f"skipping {item.name}: {reason}", stacklevel=2)
-        else:
-            kept.append(item)
+    kept = keep_valid(items, speech.validate_speech)
     return kept[: int(count)] if count.isdigit() else kept
 
 

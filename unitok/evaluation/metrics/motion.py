@@ -1,11 +1,11 @@
 """Metrics of a latent-motion tokenizer (Moto): how well it predicts frame t+Δ from frame t and its motion tokens.
 
 Moto reports no tokenizer-level number, so the zoo scores the predicted target frame with PSNR and SSIM
-(`unitok.evaluation.metrics.image`: PSNR on [0, 1]; SSIM from torchmetrics, Gaussian window 11, σ 1.5) and scores the
+(`unitok.evaluation.metrics.image`: PSNR on [0, 1]; SSIM with Gaussian window 11, σ 1.5) and scores the
 "copy the first frame" baseline the same way: a motion tokenizer is only useful where it beats that baseline.
 
 Frames are `(3, H, W)` or `(batch, 3, H, W)`, either uint8 in [0, 255] or float in [-1, 1] (the model-input space);
-uint8 is mapped to [-1, 1] as x / 127.5 − 1. SSIM needs torchmetrics (extra `eval-image`).
+uint8 is mapped to [-1, 1] as x / 127.5 − 1. SSIM needs pytorch-msssim (extra `eval-image`).
 """
 
 import torch
