@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.unitok-installed
 # The test command installs every optional extra so CI exercises all metrics and data sources.
-EXTRAS  = dev,eval-image,data-image,eval-speech,data-speech,data-motion,data-cad,eval-cad
+EXTRAS  = dev,train,eval-image,data-image,eval-speech,data-speech,data-motion,data-cad,eval-cad
 
 .PHONY: demo test bench venv clean
 

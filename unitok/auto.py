@@ -68,7 +68,8 @@ class AutoTokenizer:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs):
-        """Load weights from a folder or Hub repo (same kwargs as `PreTrainedModel.from_pretrained`).
+        """Load weights from a folder or Hub repo (same kwargs as `PreTrainedModel.from_pretrained`; keyword
+        arguments naming config fields override them, e.g. `train_stage="vae"`).
 
         A bare variant name (see `unitok.list_models()`) that is not a local folder raises with a hint, because
         released weights must come from a path or repo id.
@@ -85,6 +86,10 @@ class AutoTokenizer:
                     "for random weights, or pass a folder / Hub repo id holding weights."
                 ) from error
             raise
+        fields = set(type(config)().to_dict()) | set(config.to_dict())
+        overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in fields}
+        if overrides:  # config fields (e.g. train_stage) → a re-validated config
+            config = type(config)(**{**config.to_dict(), **overrides})
         return cls._model_class(config).from_pretrained(name_or_path, config=config, **kwargs)
 
     @classmethod

@@ -1,68 +1,100 @@
-"""The README's demo: tokenize the bundled sample images with a tiny FlexTok and reconstruct them.
+"""The README's demo: train a tiny FlexTok on the bundled photos on CPU, export it, reload it, and reconstruct
+held-out photos from 1, 16, 64 and 256 tokens.
 
     python -m unitok.demo --out demo_output
 
-Writes `demo_output/reconstructions.png` (original | reconstructions from the first 1, 16, 64 and 256 tokens) and
-`demo_output/codes.json`. The tiny model's weights are RANDOM (untrained) until the training recipe lands, so the
-reconstructions show the pipeline working end to end, not image quality.
+1. Scores the untrained `flextok-tiny` on the two held-out photos (the "before").
+2. Stage 0 (recipes/configs/flextok/tiny_vae.yaml): trains the VAE, as the paper's first stage.
+3. Sets the VAE latent scaling factor to 1/std of the training latents (as Stable Diffusion's VAE does).
+4. Stage 1 (recipes/configs/flextok/tiny_tokenizer.yaml): trains encoder, FSQ and rectified-flow decoder on the frozen
+   VAE with nested dropout.
+5. Reloads the export with `unitok.AutoTokenizer.from_pretrained` and evaluates it on the held-out photos (the
+   "after"): `demo_output/after/` holds metrics.json, report.md, reconstructions.png; `demo_output/summary.json`
+   and the printout compare PSNR before and after.
 """
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
-from PIL import Image
 
-from . import create_model
-from .cli import save_grid
-from .data.images import bundled_images
 from .remote_code import write_atomic
 
-def main(argv=None) -> None:
+RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "configs" / "flextok"
+BUDGETS = [1, 16, 64, 256]
+
+
+def latent_scaling_factor(model, dataset, batches: int = 4) -> float:
+    """1 / std of the VAE's (unscaled) latents over a few training batches."""
+    latents = []
+    with torch.no_grad():
+        for start in range(0, min(len(dataset), 8 * batches), 8):
+            pixels = torch.stack([dataset[i]["pixel_values"] for i in range(start, min(start + 8, len(dataset)))])
+            latents.append(model.vae.encode(pixels).latent_dist.mode())
+    return float(1.0 / torch.cat(latents).std())
+
+
+def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_output")
-    parser.add_argument("--model", default="flextok-tiny")
-    parser.add_argument("--token-counts", default="1,16,64,256")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--vae-steps", type=int, default=None, help="override stage-0 steps (recipe default 400)")
+    parser.add_argument("--tokenizer-steps", type=int, default=None, help="override stage-1 steps (default 600)")
+    parser.add_argument("--sampling-steps", type=int, default=20)
+    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+
+    from . import AutoTokenizer, create_model
+    from .data.images import bundled_images
+    from .evaluation.common import EvalOptions
+    from .evaluation.harness import evaluate
+    from .training.config import load_config
+    from .training.data import ImageDataset
+    from .training.loop import train
+
+    if not RECIPES.is_dir():
+        raise SystemExit(f"The demo needs the repository's recipes folder ({RECIPES}); run it from a clone.")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(args.seed)
+    common = [f"train.progress={str(not args.no_progress).lower()}", "train.tracker=null"]
+    held_out = bundled_images()[-2:]
+    options = EvalOptions(num_inference_steps=args.sampling_steps, token_budgets=BUDGETS, compute_fd=False)
 
-    print(f"unitok demo: {args.model} with RANDOM, UNTRAINED weights (training arrives with the recipes); "
-          "the reconstructions show the pipeline, not quality.")
-    model = create_model(args.model).eval()
-    processor = model.build_preprocessor()
-    samples = bundled_images()
-    names = [item.name for item in samples]
-    images = [Image.fromarray(item.image.permute(1, 2, 0).numpy()) for item in samples]
-    pixel_values = processor(list(images), return_tensors="pt")["pixel_values"]
+    print("1/5 scoring the untrained flextok-tiny on the held-out photos ...")
+    torch.manual_seed(0)
+    before = evaluate(create_model("flextok-tiny"), held_out, out / "before", options)
 
-    start = time.perf_counter()
-    with torch.no_grad():
-        codes = model.encode(pixel_values).codes
-    print(f"encoded {len(images)} images → codes {tuple(codes.shape)} (ids < {model.codebook_size}) "
-          f"in {time.perf_counter() - start:.2f}s")
+    print("2/5 stage 0: training the VAE ...")
+    stage0 = load_config(RECIPES / "tiny_vae.yaml", [f"train.output_dir={out / 'stage0_vae'}", *common] +
+                         ([f"train.steps={args.vae_steps}"] if args.vae_steps else []))
+    vae_export = train(stage0)
 
-    counts = [int(k) for k in args.token_counts.split(",")]
-    columns = [processor.postprocess(pixel_values)]
-    for k in counts:
-        start = time.perf_counter()
-        generators = [torch.Generator().manual_seed(args.seed + i) for i in range(len(images))]
-        recon = model.decode(codes[:, :k], generator=generators, num_inference_steps=args.steps).reconstruction
-        mse = torch.mean((recon.clamp(-1, 1) - pixel_values) ** 2).item()
-        print(f"decoded from the first {k:3d} tokens in {time.perf_counter() - start:.2f}s "
-              f"(PSNR {10 * torch.log10(torch.tensor(4.0 / mse)).item():.2f} dB, untrained)")
-        columns.append(processor.postprocess(recon))
+    vae_model = AutoTokenizer.from_pretrained(vae_export, train_stage="vae").eval()
+    dataset = ImageDataset(bundled_images()[:-2], vae_model.build_preprocessor(), augment=False)
+    scale = latent_scaling_factor(vae_model, dataset)
+    print(f"3/5 VAE latent scaling factor 1/std = {scale:.4f}")
 
-    save_grid([list(row) for row in zip(*columns)], out / "reconstructions.png")
-    payload = {"model": args.model, "untrained": True, "images": list(names), "codes": codes.tolist()}
-    write_atomic(out / "codes.json", json.dumps(payload))
-    print(f"wrote {out / 'reconstructions.png'} (columns: original, {', '.join(f'{k} tokens' for k in counts)}) "
-          f"and {out / 'codes.json'}")
+    print("4/5 stage 1: training the tokenizer on the frozen VAE ...")
+    stage1 = load_config(RECIPES / "tiny_tokenizer.yaml",
+                         [f"model.pretrained={vae_export}", f"model.overrides.vae_scaling_factor={scale}",
+                          f"train.output_dir={out / 'stage1_tokenizer'}", *common] +
+                         ([f"train.steps={args.tokenizer_steps}"] if args.tokenizer_steps else []))
+    export = train(stage1)
+
+    print(f"5/5 reloading {export} with unitok.AutoTokenizer and reconstructing the held-out photos ...")
+    model = AutoTokenizer.from_pretrained(export)
+    after = evaluate(model, held_out, out / "after", options)
+
+    summary = {"held_out": [item.name for item in held_out], "export": str(export), "vae_scaling_factor": scale,
+               "psnr_before": {k: before["budgets"][k]["psnr"]["mean"] for k in before["budgets"]},
+               "psnr_after": {k: after["budgets"][k]["psnr"]["mean"] for k in after["budgets"]},
+               "ssim_after": {k: after["budgets"][k]["ssim"]["mean"] for k in after["budgets"]}}
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    print("\nheld-out PSNR (dB), untrained → trained:")
+    for k in summary["psnr_after"]:
+        print(f"  {int(k):3d} tokens: {summary['psnr_before'][k]:6.2f} → {summary['psnr_after'][k]:6.2f}")
+    print(f"\nwrote {out / 'after' / 'reconstructions.png'}, {out / 'after' / 'metrics.json'} and "
+          f"{out / 'summary.json'}")
+    return summary
 
 
 if __name__ == "__main__":

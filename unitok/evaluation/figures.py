@@ -79,7 +79,8 @@ def rate_distortion(curves: dict[str, dict[str, list[tuple[float, float]]]], pat
         axis.set_xlabel(x_label)
         axis.set_title(metric, fontsize=10)
         axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    if any(axis.get_legend_handles_labels()[0] for axis in axes[0]):
+        axes[0][0].legend(fontsize=8)
     return _save(plt, fig, path, title)
 
 

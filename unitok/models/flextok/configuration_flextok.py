@@ -30,6 +30,10 @@ class FlexTokConfig(UnitokConfig):
         flow_time_distribution / flow_time_mean / flow_time_std: training noise levels (logit-normal 0/1).
         num_inference_steps / guidance_scale / guidance: decode defaults (released README: 20 steps, 7.5, APG).
         decoder_scheduler: extra `FlowMatchEulerDiscreteScheduler` config entries (shift etc.).
+        train_stage: what `forward` trains. "tokenizer" (the paper's stage 1: encoder + decoder on a frozen VAE,
+            rectified-flow loss) or "vae" (stage 0: the VAE alone, L1 reconstruction + KL; the recipe can add
+            perceptual and adversarial terms on the returned reconstruction).
+        vae_kl_weight: stage-0 KL weight (KL summed over latent elements, averaged over the batch, as the SD-VAE).
     """
 
     model_type = "unitok_flextok"
@@ -65,6 +69,8 @@ class FlexTokConfig(UnitokConfig):
     guidance: str = "apg"
     decoder_scheduler: dict | None = None
     initializer_range: float = 0.02
+    train_stage: str = "tokenizer"
+    vae_kl_weight: float = 1e-6
 
     def __post_init__(self, **kwargs):
         if self.encoder_dim is None:
@@ -83,6 +89,8 @@ class FlexTokConfig(UnitokConfig):
         if self.image_size % (self.vae_downsample_factor * self.patch_size):
             raise ValueError(f"image_size ({self.image_size}) must be divisible by the VAE downsampling "
                              f"({self.vae_downsample_factor}) times patch_size ({self.patch_size}).")
+        if self.train_stage not in ("tokenizer", "vae"):
+            raise ValueError(f"train_stage must be 'tokenizer' or 'vae', got {self.train_stage!r}.")
         if self.guidance not in ("cfg", "apg"):
             raise ValueError(f"guidance must be 'cfg' or 'apg', got {self.guidance!r}.")
 

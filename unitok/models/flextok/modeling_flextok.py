@@ -45,15 +45,20 @@ class FlexTokEncoderOutput(TokenizerEncoderOutput):
 class FlexTokOutput(TokenizerOutput):
     """
     Args:
-        loss (`torch.FloatTensor`): total training loss (= flow_loss).
-        flow_loss (`torch.FloatTensor`): MSE between predicted and target velocity `noise − x0` on VAE latents.
-        codes (`torch.LongTensor` of shape `(batch, num_registers)`): the tokens of the batch.
+        loss (`torch.FloatTensor`): total training loss of the configured `train_stage`.
+        flow_loss (`torch.FloatTensor`): stage "tokenizer": MSE between predicted and target velocity `noise − x0`.
+        reconstruction_loss / kl_loss: stage "vae": L1 on pixels and the weighted KL.
+        codes (`torch.LongTensor` of shape `(batch, num_registers)`): the tokens of the batch (stage "tokenizer").
         keep_counts (`torch.LongTensor` of shape `(batch,)`): tokens kept by nested dropout per item.
+        reconstruction (`torch.FloatTensor` of shape `(batch, 3, H, W)`): the VAE reconstruction (stage "vae").
     """
 
     flow_loss: torch.FloatTensor | None = None
+    reconstruction_loss: torch.FloatTensor | None = None
+    kl_loss: torch.FloatTensor | None = None
     codes: torch.LongTensor | None = None
     keep_counts: torch.LongTensor | None = None
+    reconstruction: torch.FloatTensor | None = None
 
 
 def mlp_hidden_dim(dim: int, mlp_ratio: float) -> int:
@@ -230,11 +235,15 @@ class FlexTokModel(FlexTokPreTrainedModel):
             layers_per_block=config.vae_layers_per_block, norm_num_groups=config.vae_norm_num_groups,
             act_fn="silu", sample_size=config.image_size, scaling_factor=config.vae_scaling_factor,
         )
-        self.vae.requires_grad_(False)  # the VAE is trained separately and frozen (stage 0 of the paper)
         self.encoder = FlexTokEncoder(config)
         self.quantizer = FiniteScalarQuantizer(config.fsq_levels)
         self.decoder = FlexTokDecoder(config)
         self.post_init()
+        # The paper trains in stages: the VAE first (stage 0), then the tokenizer on the frozen VAE (stage 1).
+        vae_stage = config.train_stage == "vae"
+        self.vae.requires_grad_(vae_stage)
+        self.encoder.requires_grad_(not vae_stage)
+        self.decoder.requires_grad_(not vae_stage)
 
     def build_preprocessor(self) -> FlexTokImageProcessor:
         """The image processor matching this config (resize/crop to `image_size`, scale to [-1, 1])."""
@@ -368,6 +377,8 @@ class FlexTokModel(FlexTokPreTrainedModel):
             generator: makes the noise, time and dropout draws reproducible.
         """
         self._check_pixels(pixel_values)
+        if self.config.train_stage == "vae":
+            return self._vae_forward(pixel_values, generator)
         batch, device = pixel_values.shape[0], pixel_values.device
         with torch.no_grad():
             x0 = self.vae_encode(pixel_values, sample=self.training and self.config.vae_sample_posterior,
@@ -387,6 +398,17 @@ class FlexTokModel(FlexTokPreTrainedModel):
         predicted = self.decoder(noisy.to(self.dtype), t, registers)
         flow_loss = F.mse_loss(predicted.float(), target)
         return FlexTokOutput(loss=flow_loss, flow_loss=flow_loss, codes=quantized.indices, keep_counts=keep_counts)
+
+    def _vae_forward(self, pixel_values: torch.Tensor, generator: torch.Generator | None) -> FlexTokOutput:
+        """Stage 0: VAE reconstruction (L1) + weighted KL to N(0, I). Perceptual and adversarial terms, which need
+        external networks, are added by the training recipe from `reconstruction`."""
+        posterior = self.vae.encode(pixel_values.to(self.vae.dtype)).latent_dist
+        latents = posterior.sample(generator) if self.training else posterior.mode()
+        reconstruction = self.vae.decode(latents).sample
+        reconstruction_loss = F.l1_loss(reconstruction.float(), pixel_values.float())
+        kl_loss = self.config.vae_kl_weight * posterior.kl().mean()
+        return FlexTokOutput(loss=reconstruction_loss + kl_loss, reconstruction_loss=reconstruction_loss, kl_loss=kl_loss,
+                             reconstruction=reconstruction)
 
 
 __all__ = ["FlexTokModel", "FlexTokPreTrainedModel", "FlexTokEncoderOutput", "FlexTokOutput"]

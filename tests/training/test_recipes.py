@@ -1,0 +1,156 @@
+"""The training recipes end to end: config validation, a 2-process gloo run through `accelerate launch` with
+checkpoints, pruning, deterministic resume and export, and a crash in the middle of a checkpoint write."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+import unitok
+from unitok.training.checkpoint import checkpoint_dirs, latest_checkpoint
+from unitok.training.config import ConfigError, load_config
+from unitok.training.loop import train
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = ROOT / "recipes"
+TINY = RECIPES / "configs" / "flextok" / "tiny_tokenizer.yaml"
+# flextok-tiny from scratch, tiny batches, every step logged
+QUICK = ["model.pretrained=null", "model.name=flextok-tiny", "train.batch_size=2", "train.log_every=1",
+         "train.tracker=null", "train.progress=false", "optim.warmup_steps=1", "train.ema_decay=0.9"]
+
+
+def env(tmp_path):
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "OMP_NUM_THREADS": "1",
+            "HF_HOME": str(tmp_path / "hf"), "ACCELERATE_USE_CPU": "true"}
+
+
+def launch(tmp_path, overrides, processes=2, check=True, extra_env=None, **popen):
+    accelerate = Path(sys.executable).parent / "accelerate"
+    mode = ["--multi_gpu"] if processes > 1 else ["--cpu"]
+    command = [str(accelerate), "launch", *mode, "--num_processes", str(processes), "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+               str(RECIPES / "train.py"), "--config", str(TINY), *QUICK, *overrides]
+    environment = {**env(tmp_path), **(extra_env or {})}
+    if popen:
+        return subprocess.Popen(command, env=environment, cwd=tmp_path, **popen)
+    result = subprocess.run(command, env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def losses(run: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (run / "loss_history.jsonl").read_text().splitlines()]
+    return {row["step"]: row["loss"] for row in rows}
+
+
+def test_bad_configs_fail_before_training(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="unknown model 'flextok-huge'"):
+        load_config(TINY, ["model.pretrained=null", "model.name=flextok-huge"])
+    with pytest.raises(ConfigError, match="unknown key.*train.stepz"):
+        load_config(TINY, ["train.stepz=3"])
+    with pytest.raises(ConfigError, match="train.steps: expected int"):
+        load_config(TINY, ["train.steps=many"])
+    with pytest.raises(ConfigError, match="optim.schedule"):
+        load_config(TINY, ["optim.schedule=exponential"])
+    with pytest.raises(ConfigError, match="exactly one of model.name"):
+        load_config(TINY, ["model.name=flextok-tiny"])
+    sys.path.insert(0, str(RECIPES))
+    try:
+        from train import main as recipe_main
+    finally:
+        sys.path.remove(str(RECIPES))
+    assert recipe_main(["--config", str(TINY), "train.batch_size=zero"]) == 2
+    assert "config error: train.batch_size" in capsys.readouterr().err
+
+
+def test_every_recipe_config_validates():
+    configs = sorted((RECIPES / "configs").rglob("*.yaml"))
+    families = {path.parent.name for path in configs}
+    assert {"flextok"} <= families
+    for path in configs:
+        config = load_config(path, ["model.pretrained=null", "model.name=flextok-tiny"]
+                             if "pretrained" in path.read_text() and "name:" not in path.read_text() else [])
+        assert config.train.steps > 0
+    for name in unitok.list_models():
+        family = name.split("-")[0]
+        assert family in families, f"no recipe for {name}"
+
+
+def test_two_process_run_checkpoints_resumes_identically_and_exports(tmp_path):
+    """2 gloo processes: an uninterrupted 6-step run vs. one stopped at step 4 and resumed: same losses."""
+    full, split = tmp_path / "full", tmp_path / "split"
+    common = ["train.steps=6", "train.checkpoint_every=2", "train.keep_last=2"]
+    launch(tmp_path, [*common, f"train.output_dir={full}"])
+    launch(tmp_path, [*common, f"train.output_dir={split}", "train.stop_at=4"])
+    assert [p.name for p in checkpoint_dirs(split / "checkpoints")] == ["step_00000002", "step_00000004"]
+    assert not (split / "export").exists()
+    launch(tmp_path, [*common, f"train.output_dir={split}", "train.resume=latest"])
+    # pruning keeps the last two; every checkpoint has both processes' RNG state and the config
+    assert [p.name for p in checkpoint_dirs(split / "checkpoints")] == ["step_00000004", "step_00000006"]
+    latest = latest_checkpoint(split / "checkpoints")
+    assert {"random_states_0.pkl", "random_states_1.pkl", "config.yaml", "trainer_state.json"} <= \
+        {p.name for p in latest.iterdir()}
+    reference, resumed = losses(full), losses(split)
+    assert sorted(reference) == [1, 2, 3, 4, 5, 6]
+    for step in (5, 6):
+        assert abs(reference[step] - resumed[step]) < 1e-5, (step, reference[step], resumed[step])
+    model = transformers.AutoModel.from_pretrained(split / "export")
+    assert type(model).__name__ == "FlexTokModel"
+    assert (split / "export" / "recipe.yaml").exists() and (split / "config.yaml").exists()
+    # the export carries the EMA weights, not the last raw weights
+    from safetensors.torch import load_file
+
+    raw = load_file(latest / "model.safetensors")
+    exported = model.state_dict()
+    key = "decoder.blocks.0.attn.wq.weight"
+    assert not torch.equal(raw[key], exported[key])
+
+
+def test_sigkill_during_a_checkpoint_write_resumes_from_the_previous_one(tmp_path):
+    run = tmp_path / "run"
+    overrides = ["train.steps=6", "train.checkpoint_every=2", f"train.output_dir={run}"]
+    # the checkpoint of step 4 stalls after writing its files and before its commit (rename): kill it there
+    process = launch(tmp_path, overrides, processes=1, extra_env={"UNITOK_FAULT_SLEEP_BEFORE_COMMIT": "4:300"},
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    environment_marker = run / "checkpoints" / ".incomplete-step_00000004"
+    deadline = time.time() + 300
+    while not (environment_marker.exists() and (environment_marker / "trainer_state.json").exists()):
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.time() < deadline, "the run never reached the step-4 checkpoint"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert latest_checkpoint(run / "checkpoints").name == "step_00000002"
+    launch(tmp_path, [*overrides, "train.resume=latest"], processes=1)
+    assert not list((run / "checkpoints").glob(".incomplete-*"))
+    assert latest_checkpoint(run / "checkpoints").name == "step_00000006"
+    assert sorted(losses(run))[-1] == 6
+    unitok.AutoTokenizer.from_pretrained(run / "export")
+
+
+def test_vae_stage_trains_in_process(tmp_path):
+    config = load_config(RECIPES / "configs" / "flextok" / "tiny_vae.yaml",
+                         ["train.steps=3", "train.batch_size=2", f"train.output_dir={tmp_path}", "train.tracker=null",
+                          "train.progress=false", "train.log_every=1", "train.validate_every=3"])
+    export = train(config)
+    history = losses(tmp_path)
+    assert sorted(history) == [1, 2, 3]
+    model = unitok.AutoTokenizer.from_pretrained(export)
+    assert model.config.train_stage == "vae"
+    assert (tmp_path / "validation" / "step_00000003" / "metrics.json").exists()

@@ -1,0 +1,222 @@
+"""The training loop every recipe runs: config → Accelerator → model → optimiser/scheduler → data → prepare →
+resume → loop → checkpoint → export. One linear function, readable top to bottom.
+
+    accelerate launch recipes/train.py --config recipes/configs/flextok/tiny_tokenizer.yaml train.steps=100
+
+Training goes through `model(**batch)` (DDP/FSDP hooks only run there); the loss and its terms come back in the
+model's output dataclass. The effective config is saved beside every checkpoint and the export.
+"""
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from ..remote_code import write_atomic
+from .checkpoint import load_trainer_state, remove_incomplete, resolve_resume, save_checkpoint
+from .config import RunConfig, dump_config
+from .data import build_dataset, build_loader
+
+
+def build_model(config: RunConfig):
+    """A registered variant with random init (seeded), or a pretrained folder; `model.overrides` change config
+    fields (for example `train_stage: vae`)."""
+    from .. import AutoTokenizer, create_model
+
+    torch.manual_seed(config.train.seed)
+    if config.model.name is not None:
+        return create_model(config.model.name, **config.model.overrides)
+    return AutoTokenizer.from_pretrained(config.model.pretrained, **config.model.overrides)
+
+
+def train(config: RunConfig) -> Path:
+    """Run (or resume) a training run; returns the export folder (loadable with `AutoModel.from_pretrained`)."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, set_seed
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    run, out = config.train, Path(config.train.output_dir)
+    config_yaml = dump_config(config)
+
+    # --- accelerator -------------------------------------------------------------------------------------------
+    accelerator = Accelerator(
+        mixed_precision=run.mixed_precision, gradient_accumulation_steps=config.optim.grad_accum,
+        log_with=run.tracker, project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
+    )
+    set_seed(run.seed, device_specific=True)  # different dropout/noise per process, reproducible per rank
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_incomplete(out / "checkpoints")
+        write_atomic(out / "config.yaml", config_yaml)
+
+    # --- model, optimiser, schedule ----------------------------------------------------------------------------
+    model = build_model(config)
+    model.train()
+    processor = model.build_preprocessor()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("The model has no trainable parameters in this configuration.")
+    optimizer = torch.optim.AdamW(trainable, lr=config.optim.lr, betas=config.optim.betas,
+                                  weight_decay=config.optim.weight_decay)
+    # Accelerate steps a prepared scheduler once per process per optimiser step, hence the scaling.
+    scheduler = get_scheduler(config.optim.schedule, optimizer,
+                              num_warmup_steps=config.optim.warmup_steps * accelerator.num_processes,
+                              num_training_steps=run.steps * accelerator.num_processes)
+    ema = None
+    if run.ema_decay > 0:
+        ema = EMAModel(trainable, decay=run.ema_decay)
+        accelerator.register_for_checkpointing(ema)
+
+    # --- data --------------------------------------------------------------------------------------------------
+    dataset, heldout = build_dataset(config.data.kind, config.data.source, processor, config.data.holdout,
+                                     config.data.augment, run.seed)
+    loader = build_loader(dataset, run.batch_size, run.seed, config.data.num_workers)
+    if len(loader) // accelerator.num_processes < 1:
+        raise ValueError(f"{len(dataset)} training items cannot fill one batch of {run.batch_size} per process on "
+                         f"{accelerator.num_processes} processes.")
+
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if ema is not None:
+        ema.to(accelerator.device)
+
+    # --- resume ------------------------------------------------------------------------------------------------
+    step, epoch, batch_in_epoch = 0, 0, 0
+    checkpoint = resolve_resume(out / "checkpoints", run.resume)
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        state = load_trainer_state(checkpoint)
+        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        accelerator.print(f"resumed from {checkpoint} at step {step}")
+    if run.tracker and accelerator.is_main_process:
+        accelerator.init_trackers("unitok", config=_flat(config.to_dict()))
+    history = out / "loss_history.jsonl"
+
+    # --- loop --------------------------------------------------------------------------------------------------
+    progress = None
+    if run.progress and accelerator.is_local_main_process:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=run.steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    samples_per_step = run.batch_size * accelerator.num_processes * config.optim.grad_accum
+    window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
+    stop_at = min(run.steps, run.stop_at) if run.stop_at else run.steps
+    while step < stop_at:
+        if batch_in_epoch >= len(loader):  # the checkpoint was taken at the end of an epoch
+            epoch, batch_in_epoch = epoch + 1, 0
+        loader.set_epoch(epoch)  # the prepared loader passes it on to the sampler and the dataset
+        batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
+        fetch_start = time.perf_counter()
+        for batch in batches:
+            data_wait += time.perf_counter() - fetch_start
+            with accelerator.accumulate(model):
+                output = model(**batch)
+                accelerator.backward(output.loss)
+                if accelerator.sync_gradients and config.optim.grad_clip > 0:
+                    accelerator.clip_grad_norm_(trainable, config.optim.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            batch_in_epoch += 1
+            if accelerator.sync_gradients:
+                step += 1
+                window_steps += 1
+                if ema is not None:
+                    ema.step(trainable)
+                if step % run.log_every == 0 or step == stop_at:
+                    terms = {"loss": output.loss.detach(), **output.loss_terms()}
+                    logs = {k: accelerator.gather(v.float().reshape(1)).mean().item() for k, v in terms.items()}
+                    elapsed = time.perf_counter() - window_start
+                    logs.update(lr=scheduler.get_last_lr()[0], samples_per_s=window_steps * samples_per_step / elapsed,
+                                data_wait_share=data_wait / elapsed)
+                    accelerator.log(logs, step=step)
+                    if accelerator.is_main_process:
+                        with open(history, "a") as handle:
+                            handle.write(json.dumps({"step": step, **logs}) + "\n")
+                    if progress is not None:
+                        progress.set_postfix(loss=f"{logs['loss']:.4f}", sps=f"{logs['samples_per_s']:.1f}")
+                    window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
+                if progress is not None:
+                    progress.update(1)
+                if step % run.checkpoint_every == 0 or step == stop_at:
+                    trainer_state = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+                                     "samples_seen": step * samples_per_step}
+                    save_checkpoint(accelerator, out / "checkpoints", step, trainer_state, config_yaml, run.keep_last)
+                if run.validate_every and step % run.validate_every == 0:
+                    validate(accelerator, model, ema, trainable, heldout, config, step)
+                if step >= stop_at:
+                    break
+            fetch_start = time.perf_counter()
+        else:
+            epoch, batch_in_epoch = epoch + 1, 0
+    if progress is not None:
+        progress.close()
+
+    # --- export ------------------------------------------------------------------------------------------------
+    export = out / "export"
+    if step >= run.steps:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            unwrapped = accelerator.unwrap_model(model)
+            with _ema_weights(ema, trainable):
+                unwrapped.save_pretrained(export)
+            write_atomic(export / "recipe.yaml", config_yaml)
+        accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return export
+
+
+class _ema_weights:
+    """Swap EMA weights in for the duration of a block (no-op without EMA)."""
+
+    def __init__(self, ema, parameters):
+        self.ema, self.parameters = ema, parameters
+
+    def __enter__(self):
+        if self.ema is not None:
+            self.ema.store(self.parameters)
+            self.ema.copy_to(self.parameters)
+
+    def __exit__(self, *exc):
+        if self.ema is not None:
+            self.ema.restore(self.parameters)
+
+
+def validate(accelerator, model, ema, trainable, heldout, config: RunConfig, step: int) -> None:
+    """Evaluation-harness metrics on the held-out items (main process), logged to the tracker."""
+    from ..evaluation.common import EvalOptions
+    from ..evaluation.harness import evaluate
+
+    if accelerator.is_main_process and heldout:
+        unwrapped = accelerator.unwrap_model(model)
+        with _ema_weights(ema, trainable), torch.random.fork_rng():
+            results = evaluate(unwrapped, heldout, Path(config.train.output_dir) / "validation" / f"step_{step:08d}",
+                               EvalOptions(num_inference_steps=config.train.validation_steps, compute_fd=False,
+                                           device=str(accelerator.device), batch_size=config.train.batch_size))
+        unwrapped.train()
+        logs = {}
+        for tag, entry in results.get("budgets", {}).items():
+            for name in ("psnr", "ssim", "st_lpips"):
+                if name in entry and math.isfinite(entry[name]["mean"]):
+                    logs[f"val/{name}@{tag}"] = entry[name]["mean"]
+        for name, value in results.get("metrics", {}).items():
+            if isinstance(value, dict) and math.isfinite(value.get("mean", float("nan"))):
+                logs[f"val/{name}"] = value["mean"]
+        accelerator.log(logs, step=step)
+    accelerator.wait_for_everyone()
+
+
+def _flat(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}."))
+        else:
+            flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+
+
+__all__ = ["train", "build_model", "validate"]
