@@ -73,12 +73,12 @@ def test_console_script_entry_point():
     assert result.returncode == 0 and "flextok-tiny" in result.stdout
 
 
-def test_demo_writes_grid_and_says_untrained(tmp_path, capsys):
+def test_training_demo_runs_end_to_end_quickly(tmp_path, capsys):
+    """The README demo at a few steps per stage: trains both stages, exports, reloads, reconstructs, compares."""
     from unitok.demo import main as demo
 
-    demo(["--out", str(tmp_path), "--token-counts", "1,256", "--steps", "1"])
-    output = capsys.readouterr().out
-    assert "UNTRAINED" in output
-    grid = Image.open(tmp_path / "reconstructions.png")
-    assert grid.size == (3 * 64, len(SAMPLES) * 64)
-    assert json.loads((tmp_path / "codes.json").read_text())["untrained"] is True
+    summary = demo(["--out", str(tmp_path), "--vae-steps", "2", "--tokenizer-steps", "2", "--sampling-steps", "1",
+                    "--no-progress"])
+    assert set(summary["psnr_after"]) == {"1", "16", "64", "256"}
+    assert (tmp_path / "after" / "reconstructions.png").exists() and (tmp_path / "summary.json").exists()
+    assert "untrained → trained" in capsys.readouterr().out

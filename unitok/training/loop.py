@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..remote_code import write_atomic
+from ..evaluation.common import peak_memory_mb
 from .checkpoint import load_trainer_state, remove_incomplete, resolve_resume, save_checkpoint
 from .config import RunConfig, dump_config
 from .data import build_dataset, build_loader
@@ -130,7 +131,7 @@ def train(config: RunConfig) -> Path:
                     logs = {k: accelerator.gather(v.float().reshape(1)).mean().item() for k, v in terms.items()}
                     elapsed = time.perf_counter() - window_start
                     logs.update(lr=scheduler.get_last_lr()[0], samples_per_s=window_steps * samples_per_step / elapsed,
-                                data_wait_share=data_wait / elapsed)
+                                data_wait_share=data_wait / elapsed, **peak_memory_mb(str(accelerator.device)))
                     accelerator.log(logs, step=step)
                     if accelerator.is_main_process:
                         with open(history, "a") as handle:

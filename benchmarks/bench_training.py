@@ -1,0 +1,60 @@
+"""Training throughput, peak memory and data-loading share (a benchmark script, not a test).
+
+    python benchmarks/bench_training.py [--models flextok-tiny,flextok-d12-d12] [--processes 1,2] [--steps 6]
+
+Runs the real recipe (`recipes/train.py`, stage 1 tokenizer) through `accelerate launch` on CPU at batch 8 per
+process for each (model, process count), on the bundled images, and reads the last logged window (the first step is
+excluded as warm-up): samples/s over all processes, the share of step time spent waiting for data, and the peak
+resident memory of the main process.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(model: str, processes: int, steps: int, batch: int, workdir: Path) -> dict:
+    out = workdir / f"{model}-{processes}p"
+    accelerate = Path(sys.executable).parent / "accelerate"
+    mode = ["--multi_gpu"] if processes > 1 else ["--cpu"]
+    command = [str(accelerate), "launch", *mode, "--num_processes", str(processes), "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", str(ROOT / "recipes" / "train.py"),
+               "--config", str(ROOT / "recipes" / "configs" / "flextok" / "tiny_tokenizer.yaml"),
+               "model.pretrained=null", f"model.name={model}", f"train.batch_size={batch}", f"train.steps={steps}",
+               f"train.log_every={steps - 1}", f"train.checkpoint_every={steps}", f"train.output_dir={out}",
+               "train.tracker=null", "train.progress=false", "data.holdout=0", "data.source=bundled"]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": str(max(1, os.cpu_count() // processes))}
+    subprocess.run(command, check=True, env=env, cwd=workdir, capture_output=True)
+    rows = [json.loads(line) for line in (out / "loss_history.jsonl").read_text().splitlines()]
+    last = rows[-1]
+    return {"model": model, "processes": processes, "batch_per_process": batch, "samples_per_s": last["samples_per_s"],
+            "data_wait_share": last["data_wait_share"], "peak_rss_MB_main_process": last.get("peak_process_rss_MB")}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="flextok-tiny,flextok-d12-d12")
+    parser.add_argument("--processes", default="1,2")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--out", default="bench_output/training.json")
+    args = parser.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in args.models.split(","):
+            for processes in (int(p) for p in args.processes.split(",")):
+                result = run(model, processes, args.steps, args.batch_size, Path(tmp))
+                results.append(result)
+                print(json.dumps(result), flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
