@@ -53,6 +53,11 @@ class UnitokPreTrainedModel(PreTrainedModel):
         tensors directly (e.g. CAD command sequences)."""
         return None
 
+    def adaptive_weight_layer(self) -> torch.Tensor | None:
+        """The weight of the last layer producing `reconstruction` in training (VQGAN's adaptive GAN weight
+        balances gradient norms there); None where forward returns no reconstruction."""
+        return None
+
     def default_token_budgets(self) -> list[int] | None:
         """Token counts the evaluation harness decodes at (rate–distortion curve) for tokenizers whose code
         prefixes decode (1D nested tokens); None for fixed-length tokenizers."""

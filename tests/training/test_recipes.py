@@ -154,3 +154,21 @@ def test_vae_stage_trains_in_process(tmp_path):
     model = unitok.AutoTokenizer.from_pretrained(export)
     assert model.config.train_stage == "vae"
     assert (tmp_path / "validation" / "step_00000003" / "metrics.json").exists()
+
+
+def test_vae_stage_with_perceptual_and_gan_terms(tmp_path):
+    """Stage 0 with ST-LPIPS and a PatchGAN discriminator (adaptive weight) from step 1: all terms are logged and
+    the discriminator is checkpointed with the rest of the state."""
+    config = load_config(RECIPES / "configs" / "flextok" / "tiny_vae.yaml",
+                         ["train.steps=3", "train.batch_size=2", f"train.output_dir={tmp_path}", "train.tracker=null",
+                          "train.progress=false", "train.log_every=1", "losses.perceptual_weight=0.1",
+                          "losses.gan_weight=0.5", "losses.gan_start=1", "losses.disc_channels=16",
+                          "train.checkpoint_every=3"])
+    train(config)
+    rows = [json.loads(line) for line in (tmp_path / "loss_history.jsonl").read_text().splitlines()]
+    assert rows[0]["gan_discriminator_loss"] == rows[0]["gan_discriminator_loss"]  # logged (not NaN)
+    assert rows[-1]["perceptual_loss"] > 0 and "gan_generator_loss" in rows[-1]
+    checkpoint = latest_checkpoint(tmp_path / "checkpoints")
+    assert (checkpoint / "model_1.safetensors").exists() and (checkpoint / "optimizer_1.bin").exists()
+    with pytest.raises(ValueError, match="returns a reconstruction"):
+        train(load_config(TINY, [*QUICK, "losses.gan_weight=0.5", f"train.output_dir={tmp_path / 'x'}"]))

@@ -43,6 +43,20 @@ class OptimConfig:
 
 
 @dataclass
+class LossConfig:
+    """Terms the recipe adds on the model's `reconstruction` (stages whose forward returns one, e.g. a VAE)."""
+
+    perceptual_weight: float = 0.0  # ST-LPIPS (the perceptual network available offline); 0 disables
+    gan_weight: float = 0.0  # adversarial term with a PatchGAN discriminator; 0 disables
+    gan_start: int = 0  # step at which the discriminator and the adversarial term start
+    gan_loss: str = "hinge"  # hinge | vanilla
+    gan_adaptive_weight: bool = True  # VQGAN's gradient-norm balancing against the reconstruction loss
+    gan_lr: float | None = None  # discriminator learning rate (default optim.lr)
+    disc_layers: int = 3
+    disc_channels: int = 64
+
+
+@dataclass
 class TrainConfig:
     steps: int = 1000
     batch_size: int = 8  # per process
@@ -66,6 +80,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
@@ -170,7 +185,8 @@ def validate(config: RunConfig) -> None:
     choices = {"data.kind": (config.data.kind, ("images", "speech")),
                "optim.schedule": (config.optim.schedule, ("cosine", "constant", "linear")),
                "train.mixed_precision": (config.train.mixed_precision, ("no", "bf16", "fp16")),
-               "train.tracker": (config.train.tracker, ("tensorboard", None))}
+               "train.tracker": (config.train.tracker, ("tensorboard", None)),
+               "losses.gan_loss": (config.losses.gan_loss, ("hinge", "vanilla"))}
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not one of {allowed}")
@@ -190,5 +206,5 @@ def dump_config(config: RunConfig) -> str:
     return yaml.safe_dump(values, sort_keys=False)
 
 
-__all__ = ["RunConfig", "ModelConfig", "DataConfig", "OptimConfig", "TrainConfig", "ConfigError", "load_config",
+__all__ = ["RunConfig", "ModelConfig", "DataConfig", "OptimConfig", "LossConfig", "TrainConfig", "ConfigError", "load_config",
            "apply_overrides", "dump_config"]

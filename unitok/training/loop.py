@@ -79,7 +79,28 @@ def train(config: RunConfig) -> Path:
         raise ValueError(f"{len(dataset)} training items cannot fill one batch of {run.batch_size} per process on "
                          f"{accelerator.num_processes} processes.")
 
+    # Recipe-level terms on the model's reconstruction: perceptual (ST-LPIPS) and adversarial (PatchGAN).
+    losses = config.losses
+    perceptual = gan = disc_optimizer = None
+    if losses.perceptual_weight > 0:
+        from .losses import PerceptualLoss
+
+        perceptual = PerceptualLoss().to(accelerator.device)
+    if losses.gan_weight > 0:
+        from .losses import GANLoss, PatchGANDiscriminator
+
+        discriminator = PatchGANDiscriminator(base_channels=losses.disc_channels, num_layers=losses.disc_layers)
+        gan = GANLoss(discriminator, loss_type=losses.gan_loss, disc_start=losses.gan_start,
+                      disc_weight=losses.gan_weight, adaptive_weight=losses.gan_adaptive_weight)
+        disc_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=losses.gan_lr or config.optim.lr,
+                                           betas=(0.5, 0.9))
+    if (perceptual or gan) and model.adaptive_weight_layer() is None:
+        raise ValueError("losses.perceptual_weight / gan_weight need a model stage that returns a reconstruction "
+                         "(e.g. FlexTok with model.overrides.train_stage=vae).")
+
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if gan is not None:
+        gan.discriminator, disc_optimizer = accelerator.prepare(gan.discriminator, disc_optimizer)
     if ema is not None:
         ema.to(accelerator.device)
 
@@ -112,14 +133,34 @@ def train(config: RunConfig) -> Path:
         fetch_start = time.perf_counter()
         for batch in batches:
             data_wait += time.perf_counter() - fetch_start
+            extra_terms = {}
             with accelerator.accumulate(model):
                 output = model(**batch)
-                accelerator.backward(output.loss)
+                loss = output.loss
+                if perceptual is not None or gan is not None:
+                    target = batch[accelerator.unwrap_model(model).main_input_name]
+                    if perceptual is not None:
+                        extra_terms["perceptual_loss"] = losses.perceptual_weight * perceptual(
+                            output.reconstruction, target)
+                        loss = loss + extra_terms["perceptual_loss"]
+                    if gan is not None:
+                        extra_terms["gan_generator_loss"], _ = gan.generator_loss(
+                            output.reconstruction, loss, accelerator.unwrap_model(model).adaptive_weight_layer(),
+                            step + 1)
+                        loss = loss + extra_terms["gan_generator_loss"]
+                accelerator.backward(loss)
                 if accelerator.sync_gradients and config.optim.grad_clip > 0:
                     accelerator.clip_grad_norm_(trainable, config.optim.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+            if gan is not None and gan.is_active(step + 1):  # step + 1: the step being taken (1-based)
+                with accelerator.accumulate(gan.discriminator):
+                    extra_terms["gan_discriminator_loss"], _ = gan.discriminator_loss(target, output.reconstruction,
+                                                                                    step + 1)
+                    accelerator.backward(extra_terms["gan_discriminator_loss"])
+                    disc_optimizer.step()
+                    disc_optimizer.zero_grad(set_to_none=True)
             batch_in_epoch += 1
             if accelerator.sync_gradients:
                 step += 1
@@ -127,7 +168,8 @@ def train(config: RunConfig) -> Path:
                 if ema is not None:
                     ema.step(trainable)
                 if step % run.log_every == 0 or step == stop_at:
-                    terms = {"loss": output.loss.detach(), **output.loss_terms()}
+                    terms = {"loss": loss.detach(), **output.loss_terms(),
+                             **{k: v.detach() for k, v in extra_terms.items()}}
                     logs = {k: accelerator.gather(v.float().reshape(1)).mean().item() for k, v in terms.items()}
                     elapsed = time.perf_counter() - window_start
                     logs.update(lr=scheduler.get_last_lr()[0], samples_per_s=window_steps * samples_per_step / elapsed,

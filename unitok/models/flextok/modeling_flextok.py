@@ -250,6 +250,10 @@ class FlexTokModel(FlexTokPreTrainedModel):
         size = self.config.image_size
         return FlexTokImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
 
+    def adaptive_weight_layer(self):
+        """The VAE decoder's output convolution in stage "vae" (the only stage returning a reconstruction)."""
+        return self.vae.decoder.conv_out.weight if self.config.train_stage == "vae" else None
+
     def default_token_budgets(self) -> list[int]:
         """Powers of two up to the number of registers (1, 2, 4, …, 256): any prefix decodes."""
         return [2**i for i in range(self.config.num_registers.bit_length()) if 2**i <= self.config.num_registers]
