@@ -174,3 +174,14 @@ def test_vae_stage_with_perceptual_and_gan_terms(tmp_path):
     assert (checkpoint / "model_1.safetensors").exists() and (checkpoint / "optimizer_1.bin").exists()
     with pytest.raises(ValueError, match="returns a reconstruction"):
         train(load_config(TINY, [*QUICK, "losses.gan_weight=0.5", f"train.output_dir={tmp_path / 'x'}"]))
+
+
+def test_tokenizer_stage_with_repa_alignment(tmp_path):
+    """REPA on the decoder's first block against the offline EfficientNet-Lite0 teacher: logged, negative cosine,
+    and the projector is trained and checkpointed."""
+    config = load_config(TINY, [*QUICK, "train.steps=2", f"train.output_dir={tmp_path}", "losses.repa_weight=0.5",
+                                "losses.repa_layer=0", "train.checkpoint_every=2"])
+    train(config)
+    rows = [json.loads(line) for line in (tmp_path / "loss_history.jsonl").read_text().splitlines()]
+    assert -0.5 <= rows[-1]["repa_loss"] <= 0.5 and rows[-1]["loss"] != rows[-1]["flow_loss"]
+    assert (latest_checkpoint(tmp_path / "checkpoints") / "model_1.safetensors").exists()

@@ -54,6 +54,9 @@ class LossConfig:
     gan_lr: float | None = None  # discriminator learning rate (default optim.lr)
     disc_layers: int = 3
     disc_channels: int = 64
+    repa_weight: float = 0.0  # REPA alignment of intermediate decoder tokens to a frozen teacher; 0 disables
+    repa_layer: int = 0  # decoder block whose output is aligned (the released FlexTok config uses an early block)
+    repa_teacher: str = "effnet-lite0"  # the teacher available offline; DINOv2-L (the paper's) needs its weights
 
 
 @dataclass
@@ -186,7 +189,8 @@ def validate(config: RunConfig) -> None:
                "optim.schedule": (config.optim.schedule, ("cosine", "constant", "linear")),
                "train.mixed_precision": (config.train.mixed_precision, ("no", "bf16", "fp16")),
                "train.tracker": (config.train.tracker, ("tensorboard", None)),
-               "losses.gan_loss": (config.losses.gan_loss, ("hinge", "vanilla"))}
+               "losses.gan_loss": (config.losses.gan_loss, ("hinge", "vanilla")),
+               "losses.repa_teacher": (config.losses.repa_teacher, ("effnet-lite0",))}
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not one of {allowed}")

@@ -60,7 +60,37 @@ def train(config: RunConfig) -> Path:
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("The model has no trainable parameters in this configuration.")
-    optimizer = torch.optim.AdamW(trainable, lr=config.optim.lr, betas=config.optim.betas,
+    # Recipe-level terms: perceptual (ST-LPIPS) and adversarial (PatchGAN) on the model's reconstruction, and REPA
+    # alignment of intermediate decoder tokens to a frozen teacher (its projector trains with the model).
+    losses = config.losses
+    perceptual = gan = disc_optimizer = None
+    if losses.perceptual_weight > 0:
+        from .losses import PerceptualLoss
+
+        perceptual = PerceptualLoss().to(accelerator.device)
+    if losses.gan_weight > 0:
+        from .losses import GANLoss, PatchGANDiscriminator
+
+        discriminator = PatchGANDiscriminator(base_channels=losses.disc_channels, num_layers=losses.disc_layers)
+        gan = GANLoss(discriminator, loss_type=losses.gan_loss, disc_start=losses.gan_start,
+                      disc_weight=losses.gan_weight, adaptive_weight=losses.gan_adaptive_weight)
+        disc_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=losses.gan_lr or config.optim.lr,
+                                           betas=(0.5, 0.9))
+    repa = teacher = None
+    if losses.repa_weight > 0:
+        from .losses import EffNetLite0Teacher, REPAAlignment
+
+        teacher = EffNetLite0Teacher().to(accelerator.device)
+        hidden_dim = getattr(model.config, "decoder_dim", None)
+        if hidden_dim is None:
+            raise ValueError("losses.repa_weight needs a model whose forward accepts hidden_layer (FlexTok).")
+        repa = REPAAlignment(hidden_dim, teacher.dim, projector_dim=min(2048, 4 * hidden_dim))
+    if (perceptual or gan) and model.adaptive_weight_layer() is None:
+        raise ValueError("losses.perceptual_weight / gan_weight need a model stage that returns a reconstruction "
+                         "(e.g. FlexTok with model.overrides.train_stage=vae).")
+
+    optimised = trainable + ([] if repa is None else list(repa.parameters()))
+    optimizer = torch.optim.AdamW(optimised, lr=config.optim.lr, betas=config.optim.betas,
                                   weight_decay=config.optim.weight_decay)
     # Accelerate steps a prepared scheduler once per process per optimiser step, hence the scaling.
     scheduler = get_scheduler(config.optim.schedule, optimizer,
@@ -79,28 +109,11 @@ def train(config: RunConfig) -> Path:
         raise ValueError(f"{len(dataset)} training items cannot fill one batch of {run.batch_size} per process on "
                          f"{accelerator.num_processes} processes.")
 
-    # Recipe-level terms on the model's reconstruction: perceptual (ST-LPIPS) and adversarial (PatchGAN).
-    losses = config.losses
-    perceptual = gan = disc_optimizer = None
-    if losses.perceptual_weight > 0:
-        from .losses import PerceptualLoss
-
-        perceptual = PerceptualLoss().to(accelerator.device)
-    if losses.gan_weight > 0:
-        from .losses import GANLoss, PatchGANDiscriminator
-
-        discriminator = PatchGANDiscriminator(base_channels=losses.disc_channels, num_layers=losses.disc_layers)
-        gan = GANLoss(discriminator, loss_type=losses.gan_loss, disc_start=losses.gan_start,
-                      disc_weight=losses.gan_weight, adaptive_weight=losses.gan_adaptive_weight)
-        disc_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=losses.gan_lr or config.optim.lr,
-                                           betas=(0.5, 0.9))
-    if (perceptual or gan) and model.adaptive_weight_layer() is None:
-        raise ValueError("losses.perceptual_weight / gan_weight need a model stage that returns a reconstruction "
-                         "(e.g. FlexTok with model.overrides.train_stage=vae).")
-
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if gan is not None:
         gan.discriminator, disc_optimizer = accelerator.prepare(gan.discriminator, disc_optimizer)
+    if repa is not None:
+        repa = accelerator.prepare(repa)  # trained with the model's optimiser, checkpointed as a model
     if ema is not None:
         ema.to(accelerator.device)
 
@@ -135,8 +148,15 @@ def train(config: RunConfig) -> Path:
             data_wait += time.perf_counter() - fetch_start
             extra_terms = {}
             with accelerator.accumulate(model):
-                output = model(**batch)
-                loss = output.loss
+                if repa is not None:
+                    output = model(**batch, hidden_layer=losses.repa_layer)
+                    target = batch[accelerator.unwrap_model(model).main_input_name]
+                    extra_terms["repa_loss"] = losses.repa_weight * repa(output.decoder_hidden_states,
+                                                                         teacher(target))
+                    loss = output.loss + extra_terms["repa_loss"]
+                else:
+                    output = model(**batch)
+                    loss = output.loss
                 if perceptual is not None or gan is not None:
                     target = batch[accelerator.unwrap_model(model).main_input_name]
                     if perceptual is not None:

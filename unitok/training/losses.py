@@ -32,7 +32,31 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+class EffNetLite0Teacher(nn.Module):
+    """A REPA teacher available offline: the bundled ImageNet EfficientNet-Lite0's last feature map (7×7 tokens of
+    1280-d at 224² input) for [-1, 1] images. The paper's teacher is DINOv2-L; this one is a stand-in, named as such."""
+
+    dim = 1280
+
+    def __init__(self):
+        super().__init__()
+        from ..evaluation.metrics.image import EffNetLite0Features
+
+        self.features = EffNetLite0Features().requires_grad_(False).eval()
+
+    def train(self, mode: bool = True):  # stays frozen in eval mode
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.interpolate((images.float().clamp(-1, 1) + 1) / 2, size=(224, 224), mode="bilinear",
+                                           antialias=True, align_corners=False)
+        grid = self.features.net.extract_features((x - 0.5) / 0.5)  # (B, 1280, 7, 7)
+        return grid.flatten(2).transpose(1, 2)
+
+
 __all__ = [
+    "EffNetLite0Teacher",
     "GANLoss",
     "LeCamEMA",
     "PatchGANDiscriminator",

@@ -51,6 +51,8 @@ class FlexTokOutput(TokenizerOutput):
         codes (`torch.LongTensor` of shape `(batch, num_registers)`): the tokens of the batch (stage "tokenizer").
         keep_counts (`torch.LongTensor` of shape `(batch,)`): tokens kept by nested dropout per item.
         reconstruction (`torch.FloatTensor` of shape `(batch, 3, H, W)`): the VAE reconstruction (stage "vae").
+        decoder_hidden_states (`torch.FloatTensor` of shape `(batch, num_patches, decoder_dim)`): with
+            `hidden_layer`, the decoder's patch tokens after that block (REPA).
     """
 
     flow_loss: torch.FloatTensor | None = None
@@ -59,6 +61,7 @@ class FlexTokOutput(TokenizerOutput):
     codes: torch.LongTensor | None = None
     keep_counts: torch.LongTensor | None = None
     reconstruction: torch.FloatTensor | None = None
+    decoder_hidden_states: torch.FloatTensor | None = None
 
 
 def mlp_hidden_dim(dim: int, mlp_ratio: float) -> int:
@@ -173,14 +176,19 @@ class FlexTokDecoder(nn.Module):
             registers = torch.where(null_mask[:, None, None], self.null_cond.to(registers.dtype), registers)
         return registers
 
-    def forward(self, noisy_latents: torch.Tensor, t: torch.Tensor, registers: torch.Tensor) -> torch.Tensor:
+    def forward(self, noisy_latents: torch.Tensor, t: torch.Tensor, registers: torch.Tensor,
+                hidden_layer: int | None = None):
+        """Velocity `(B, C, h, w)`; with `hidden_layer=i` also the patch tokens after block i (for REPA)."""
         patches = self.pos_embed(self.patch_embed(patchify(noisy_latents, self.patch_size)))
         x = torch.cat([patches, registers.to(patches.dtype)], dim=1)
         cond = self.time_embed(t)
-        for block in self.blocks:
+        hidden = None
+        for index, block in enumerate(self.blocks):
             x = block(x, None, cond, self.group_ids)
-        out = self.head(x[:, : patches.shape[1]], cond)
-        return unpatchify(out, self.patch_size, self.channels, self.grid)
+            if index == hidden_layer:
+                hidden = x[:, : patches.shape[1]]
+        out = unpatchify(self.head(x[:, : patches.shape[1]], cond), self.patch_size, self.channels, self.grid)
+        return out if hidden_layer is None else (out, hidden)
 
 
 class FlexTokPreTrainedModel(UnitokPreTrainedModel):
@@ -371,7 +379,7 @@ class FlexTokModel(FlexTokPreTrainedModel):
         return torch.randn((batch, *shape), generator=generator, device=gen_device).to(device)
 
     def forward(self, pixel_values: torch.Tensor, *, keep_counts: torch.LongTensor | None = None,
-                generator: torch.Generator | None = None) -> FlexTokOutput:
+                generator: torch.Generator | None = None, hidden_layer: int | None = None) -> FlexTokOutput:
         """Rectified-flow training step on a batch of images.
 
         Args:
@@ -379,6 +387,8 @@ class FlexTokModel(FlexTokPreTrainedModel):
             keep_counts: `(batch,)` tokens to keep per item; default: sampled by nested dropout in training mode,
                 all tokens in eval mode.
             generator: makes the noise, time and dropout draws reproducible.
+            hidden_layer: also return the decoder's patch tokens after this block (`decoder_hidden_states`), for
+                a REPA alignment loss in the recipe (the paper aligns them to DINOv2-L features).
         """
         self._check_pixels(pixel_values)
         if self.config.train_stage == "vae":
@@ -399,9 +409,13 @@ class FlexTokModel(FlexTokPreTrainedModel):
                              std=self.config.flow_time_std, device=device, generator=generator)
         noise = torch.randn(x0.shape, device=device, generator=generator)
         noisy, target = flow_training_pair(x0, noise, t)
-        predicted = self.decoder(noisy.to(self.dtype), t, registers)
+        hidden = None
+        predicted = self.decoder(noisy.to(self.dtype), t, registers, hidden_layer)
+        if hidden_layer is not None:
+            predicted, hidden = predicted
         flow_loss = F.mse_loss(predicted.float(), target)
-        return FlexTokOutput(loss=flow_loss, flow_loss=flow_loss, codes=quantized.indices, keep_counts=keep_counts)
+        return FlexTokOutput(loss=flow_loss, flow_loss=flow_loss, codes=quantized.indices, keep_counts=keep_counts,
+                             decoder_hidden_states=hidden)
 
     def _vae_forward(self, pixel_values: torch.Tensor, generator: torch.Generator | None) -> FlexTokOutput:
         """Stage 0: VAE reconstruction (L1) + weighted KL to N(0, I). Perceptual and adversarial terms, which need
