@@ -68,8 +68,8 @@ def load_model(model_or_path, device: str = "cpu", seed: int = 0):
 
 
 def load_processor(model, source: str):
-    config_file = Path(source) / "preprocessor_config.json"
-    if config_file.exists():
+    """The processor saved with the model (a folder with preprocessor_config.json), else the model's default."""
+    if source and (Path(source) / "preprocessor_config.json").is_file():
         from transformers import AutoProcessor
 
         return AutoProcessor.from_pretrained(source)
@@ -98,7 +98,7 @@ def evaluate(model, data, out_dir, options: EvalOptions | None = None) -> dict:
         raise ValueError(f"No items to evaluate in {data!r}.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    processor = load_processor(model, model_name) if isinstance(model_name, str) else model.build_preprocessor()
+    processor = load_processor(model, str(model_name or ""))
     torch.manual_seed(options.seed)
     start = time.perf_counter()
     with _progress(len(items), f"eval {Path(model_name).name}") as progress:
