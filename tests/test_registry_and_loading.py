@@ -123,3 +123,11 @@ def test_save_pretrained_writes_a_complete_folder(saved_tiny):
     processor = transformers.AutoImageProcessor.from_pretrained(saved_tiny)
     assert processor.crop_size["height"] == 64
     assert not list(saved_tiny.glob(".*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_auto_tokenizer_applies_config_fields_but_passes_loading_arguments_through(saved_tiny):
+    model = unitok.AutoTokenizer.from_pretrained(saved_tiny, train_stage="vae", dtype=torch.bfloat16)
+    assert model.config.train_stage == "vae"  # a FlexTok config field: overridden and re-validated
+    assert model.dtype == torch.bfloat16  # a loading argument: reaches from_pretrained
+    with pytest.raises(ValueError, match="train_stage"):
+        unitok.AutoTokenizer.from_pretrained(saved_tiny, train_stage="bogus")

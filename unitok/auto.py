@@ -4,6 +4,7 @@
 `transformers.AutoTokenizer`, whose slot belongs to text tokenizers and processors).
 """
 
+import dataclasses
 import os
 
 from transformers import (
@@ -13,6 +14,7 @@ from transformers import (
     AutoModel,
     AutoModelForAudioTokenization,
     AutoProcessor,
+    PreTrainedConfig,
 )
 
 _TOKENIZERS: dict[str, type] = {}  # model_type -> model class
@@ -86,7 +88,9 @@ class AutoTokenizer:
                     "for random weights, or pass a folder / Hub repo id holding weights."
                 ) from error
             raise
-        fields = set(type(config)().to_dict()) | set(config.to_dict())
+        # Only the tokenizer's own config fields: base fields such as `dtype` are loading arguments.
+        base_fields = {f.name for f in dataclasses.fields(PreTrainedConfig)}
+        fields = {f.name for f in dataclasses.fields(type(config))} - base_fields
         overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in fields}
         if overrides:  # config fields (e.g. train_stage) → a re-validated config
             config = type(config)(**{**config.to_dict(), **overrides})

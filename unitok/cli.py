@@ -28,25 +28,18 @@ class CLIError(Exception):
 
 def load_model(name_or_path: str, device: str = "cpu"):
     """A folder / Hub id with weights, or a registered variant name (random weights, with a warning)."""
-    from . import AutoTokenizer, create_model, list_models
+    from .evaluation.harness import load_model as load
 
-    if Path(name_or_path).exists() or name_or_path not in list_models():
-        try:
-            model = AutoTokenizer.from_pretrained(name_or_path)
-        except (OSError, ValueError) as error:
-            raise CLIError(f"Cannot load model {name_or_path!r}: {error}") from error
-    else:
-        print(f"warning: {name_or_path} is a variant name: its weights are random (untrained).", file=sys.stderr)
-        model = create_model(name_or_path)
-    return model.to(device).eval()
+    try:
+        return load(name_or_path, device)[0]
+    except (OSError, ValueError) as error:
+        raise CLIError(f"Cannot load model {name_or_path!r}: {error}") from error
 
 
 def load_preprocessor(model, name_or_path: str):
-    if Path(name_or_path, "preprocessor_config.json").exists():
-        from transformers import AutoImageProcessor
+    from .evaluation.harness import load_processor
 
-        return AutoImageProcessor.from_pretrained(name_or_path)
-    return model.build_preprocessor()
+    return load_processor(model, name_or_path)
 
 
 def read_images(paths: list[str]):

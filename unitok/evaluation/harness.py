@@ -61,7 +61,7 @@ def load_model(model_or_path, device: str = "cpu", seed: int = 0):
         return model_or_path.to(device).eval(), getattr(model_or_path, "name_or_path", type(model_or_path).__name__)
     name = str(model_or_path)
     if not Path(name).exists() and name in list_models():
-        warnings.warn(f"{name} is a variant name: evaluating RANDOM (untrained) weights.", stacklevel=2)
+        warnings.warn(f"{name} is a variant name: using RANDOM (untrained) weights.", stacklevel=2)
         torch.manual_seed(seed)
         return create_model(name).to(device).eval(), name
     return AutoTokenizer.from_pretrained(name).to(device).eval(), name
