@@ -1,9 +1,11 @@
-"""`unitok` command line: list, encode, decode, reconstruct.
+"""`unitok` command line: list, encode, decode, reconstruct, eval, compare, push.
 
     unitok list [--modality image]
     unitok encode --model PATH_OR_ID image.png [more.png ...] -o codes.json [--num-tokens K]
     unitok decode --model PATH_OR_ID codes.json -o out.png [--steps N --guidance-scale S --seed 0]
     unitok reconstruct --model PATH_OR_ID image.png [...] -o side_by_side.png [--num-tokens K]
+    unitok eval --model PATH_OR_ID --data bundled --out eval_out
+    unitok push MODEL_FOLDER ORG/NAME [--eval eval_out] [--dry-run | --to-git PATH]   (see unitok/hub_upload)
 
 `--model` takes a folder or Hub repo id with weights, or a variant name from `unitok list` (random weights: the
 output says so). Errors a user can fix (missing file, unreadable image, wrong codes file) exit with status 2 and one
@@ -186,6 +188,16 @@ def cmd_compare(args) -> None:
     print(f"wrote {args.out}/comparison.md, comparison.json and rate_distortion.png")
 
 
+def cmd_push(args) -> None:
+    from .hub_upload.cli import run
+    from .hub_upload.transports import PublishError
+
+    try:
+        print(run(args))
+    except (ValueError, PublishError) as error:
+        raise CLIError(str(error)) from error
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unitok", description="Multimodal tokenizers: encode, decode, reconstruct.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("models", nargs="+")
     evaluation(cmp)
     cmp.set_defaults(func=cmd_compare)
+    from .hub_upload.cli import add_arguments as push_arguments
+
+    push = sub.add_parser("push", help="stage a model as a Hub repository (card, code, eval) and upload it")
+    push_arguments(push)
+    push.set_defaults(func=cmd_push)
     return parser
 
 

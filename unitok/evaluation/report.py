@@ -66,6 +66,31 @@ def _budget_table(results: dict) -> list[str]:
     return lines + [""] + [f"Note: {note}." for note in notes]
 
 
+def summary_tables(results: dict, heading: str = "##") -> list[str]:
+    """The quality, rate and codebook sections of a run (Markdown lines); model cards embed them too."""
+    lines = []
+    if results.get("budgets"):
+        lines += [f"{heading} Reconstruction quality and rate", ""] + _budget_table(results) + [""]
+        lines += ["ST-LPIPS is the shift-tolerant LPIPS (bundled AlexNet): not comparable to published LPIPS. "
+                  "FD-EffNetLite0 is a Fréchet distance on EfficientNet-Lite0 features: not comparable to published "
+                  "FID (standard FID runs when Inception weights are supplied).", ""]
+    if results.get("metrics"):
+        lines += [f"{heading} Metrics (mean ± std over items)", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {name} | {_fmt(value)} |" for name, value in results["metrics"].items()] + [""]
+    rate = [(key, results[key]) for key in ("tokens_per_item", "tokens_per_second", "bits_per_token", "bits_per_second",
+                                            "bits_per_pixel", "total_audio_seconds", "invalid_ratio") if key in results]
+    if rate and not results.get("budgets"):
+        lines += [f"{heading} Rate", "", "| measure | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v, 4)} |" for k, v in rate] + [""]
+    if results.get("codebook"):
+        cb = results["codebook"]
+        lines += [f"{heading} Codebook usage", "",
+                  f"{cb['used_codes']:,} of {cb['codebook_size']:,} codes used ({100 * cb['usage']:.2f} %), "
+                  f"perplexity {cb['perplexity']:,.1f} (entropy {cb['entropy_bits']:.2f} of "
+                  f"{cb['max_entropy_bits']:.2f} bits) over {cb['num_tokens']:,} tokens.", ""]
+    return lines
+
+
 def write_report(results: dict, path: Path) -> None:
     lines = [f"# Evaluation of `{results['model']}`", "",
              f"- model type `{results['model_type']}` ({results['modality']}), {results['parameters_M']:.2f} M parameters",
@@ -73,24 +98,7 @@ def write_report(results: dict, path: Path) -> None:
              + (f" at {results['input_size'][0]}×{results['input_size'][1]}" if "input_size" in results else ""),
              f"- options: `{json.dumps({k: v for k, v in results['options'].items() if v not in (None, {}, [])})}`",
              ""]
-    if results.get("budgets"):
-        lines += ["## Reconstruction quality and rate", ""] + _budget_table(results) + [""]
-        lines += ["ST-LPIPS is the shift-tolerant LPIPS (bundled AlexNet): not comparable to published LPIPS. "
-                  "FD-EffNetLite0 is a Fréchet distance on EfficientNet-Lite0 features: not comparable to published "
-                  "FID (standard FID runs when Inception weights are supplied).", ""]
-    if results.get("metrics"):
-        lines += ["## Metrics (mean ± std over items)", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {name} | {_fmt(value)} |" for name, value in results["metrics"].items()] + [""]
-    rate = [(key, results[key]) for key in ("tokens_per_item", "tokens_per_second", "bits_per_token", "bits_per_second",
-                                            "bits_per_pixel", "total_audio_seconds", "invalid_ratio") if key in results]
-    if rate and not results.get("budgets"):
-        lines += ["## Rate", "", "| measure | value |", "|---|---|"] + [f"| {k} | {_fmt(v, 4)} |" for k, v in rate] + [""]
-    if results.get("codebook"):
-        cb = results["codebook"]
-        lines += ["## Codebook usage", "",
-                  f"{cb['used_codes']:,} of {cb['codebook_size']:,} codes used ({100 * cb['usage']:.2f} %), "
-                  f"perplexity {cb['perplexity']:,.1f} (entropy {cb['entropy_bits']:.2f} of "
-                  f"{cb['max_entropy_bits']:.2f} bits) over {cb['num_tokens']:,} tokens.", ""]
+    lines += summary_tables(results)
     lines += ["## Speed and memory", "", "| measure | value |", "|---|---|"]
     lines += [f"| {name} | {_fmt(value, 2)} |" for name, value in results.get("throughput", {}).items()] + [""]
     if results.get("skipped"):
@@ -135,4 +143,4 @@ def write_comparison(runs: dict[str, dict], out: Path) -> dict:
     return {"runs": summary, "files": files}
 
 
-__all__ = ["write_figures", "write_report", "write_comparison"]
+__all__ = ["write_figures", "write_report", "write_comparison", "summary_tables"]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ...conversion import record_conversion
 from ...layers.embeddings import sincos_2d
 from .configuration_flextok import FlexTokConfig
 from .modeling_flextok import FlexTokModel
@@ -152,6 +153,7 @@ def convert_checkpoint(checkpoint: str | Path, output: str | Path | None = None,
     model.eval()
     if output is not None:
         model.save_pretrained(output)
+        record_conversion(output, checkpoint, converter=__name__, vae_scaling_factor=config.vae_scaling_factor)
     return model
 
 

@@ -1,0 +1,159 @@
+"""End to end: publish flextok-tiny with the git transport into the folder a local Hub-protocol server (olah)
+serves, then load it by repo id the way users do, with unitok installed and in a process where it cannot be
+imported, and run the card's own usage snippets.
+
+olah answers a missing optional file at a branch name with 401 (see local-hub.md), so loads pin the commit sha.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import transformers
+from huggingface_hub import ModelCard, constants, hf_hub_download
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+import unitok
+from unitok.evaluation import harness
+from unitok.evaluation.common import EvalOptions
+from unitok.hub_upload import GitTransport, PublishError, push, stage, validate_card
+
+REPO = "org/flextok-tiny"
+BLOCK_UNITOK = """
+import sys
+class _BlockUnitok:
+    def find_spec(self, name, path=None, target=None):
+        if name == "unitok" or name.startswith("unitok."):
+            raise ImportError("unitok is deliberately unimportable in this test")
+sys.meta_path.insert(0, _BlockUnitok())
+"""
+
+
+def run_python(code: str, cwd, *, block_unitok: bool) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_MODULES_CACHE": str(cwd / "modules"), "HF_HUB_CACHE": str(cwd / "hub-cache"),
+           "PYTHONPATH": "", "TRANSFORMERS_VERBOSITY": "error"}
+    source = (BLOCK_UNITOK if block_unitok else "") + textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-c", source], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def sample_image(size: int) -> torch.Tensor:
+    x = torch.linspace(-1, 1, size)
+    return torch.stack([x[None, :].expand(size, size), x[:, None].expand(size, size), x.outer(x)])[None]
+
+
+@pytest.fixture(scope="module")
+def published(hub_server, tmp_path_factory):
+    """flextok-tiny (random weights) + a short harness evaluation, staged and committed into the server's folder."""
+    tmp = tmp_path_factory.mktemp("publish")
+    torch.manual_seed(0)
+    model = unitok.create_model("flextok-tiny").eval()
+    folder = tmp / "model"
+    model.save_pretrained(folder)
+    harness.evaluate(str(folder), "bundled", folder / "eval",
+                     EvalOptions(max_items=2, token_budgets=[4, 256], num_inference_steps=2, compute_fd=False))
+    staged = stage(folder, REPO, tmp / "staged", random_weights=True)
+    result = push(staged, transport=GitTransport(hub_server.repo_path(REPO)))
+    assert result.changed and len(result.commit) == 40
+    return model, staged, result.commit
+
+
+def test_hub_endpoint_is_the_local_server():
+    assert constants.ENDPOINT == os.environ["HF_ENDPOINT"]
+    assert constants.ENDPOINT.startswith("http://127.0.0.1:")
+
+
+def test_auto_classes_download_from_the_hub_and_match(published):
+    model, staged, sha = published
+    x = sample_image(64)
+    codes = model.encode(x).codes
+    reference = model.decode(codes[:, :7], generator=torch.Generator().manual_seed(0),
+                             num_inference_steps=2).reconstruction
+
+    loaded = transformers.AutoModel.from_pretrained(REPO, revision=sha).eval()
+    assert type(loaded) is type(model)
+    tokenizer = unitok.AutoTokenizer.from_pretrained(REPO, revision=sha).eval()
+    processor = transformers.AutoImageProcessor.from_pretrained(REPO, revision=sha)
+    assert type(processor).__name__ == "FlexTokImageProcessor"
+    for candidate in (loaded, tokenizer):
+        assert torch.equal(candidate.encode(x).codes, codes)
+        out = candidate.decode(codes[:, :7], generator=torch.Generator().manual_seed(0), num_inference_steps=2)
+        assert torch.equal(out.reconstruction, reference)
+
+    card = ModelCard.load(hf_hub_download(REPO, "README.md", revision=sha))
+    validate_card(card)
+    results = card.data.eval_results
+    assert {r.metric_type for r in results} >= {"psnr", "ssim"}
+    assert any("@ 4 tokens" in r.metric_name for r in results)
+    metrics_file = hf_hub_download(REPO, "eval/metrics.json", revision=sha)
+    assert '"model_type": "unitok_flextok"' in open(metrics_file).read()
+
+
+def test_remote_code_from_the_hub_without_unitok_matches(published, tmp_path):
+    model, staged, sha = published
+    x = sample_image(64)
+    save_file({"x": x}, tmp_path / "inputs.safetensors")
+    result = run_python(f"""
+        import torch, transformers
+        from safetensors.torch import load_file, save_file
+        try:
+            import unitok
+            raise SystemExit("unitok should not be importable here")
+        except ImportError:
+            pass
+        model = transformers.AutoModel.from_pretrained("{REPO}", revision="{sha}", trust_remote_code=True).eval()
+        assert "transformers_modules" in type(model).__module__, type(model).__module__
+        x = load_file("inputs.safetensors")["x"]
+        codes = model.encode(x).codes
+        rec = model.decode(codes[:, :7], generator=torch.Generator().manual_seed(0), num_inference_steps=2)
+        save_file({{"codes": codes, "reconstruction": rec.reconstruction}}, "outputs.safetensors")
+    """, tmp_path, block_unitok=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = load_file(tmp_path / "outputs.safetensors")
+    codes = model.encode(x).codes
+    assert torch.equal(outputs["codes"], codes)
+    reference = model.decode(codes[:, :7], generator=torch.Generator().manual_seed(0), num_inference_steps=2)
+    assert torch.equal(outputs["reconstruction"], reference.reconstruction)
+
+
+def test_the_cards_usage_snippets_run(published, tmp_path):
+    """Both snippets of the published card, verbatim except for the pinned revision."""
+    model, staged, sha = published
+    snippets = re.findall(r"```python\n(.*?)```", (staged.folder / "README.md").read_text(), re.S)
+    assert len(snippets) == 2 and "import unitok" in snippets[0] and "trust_remote_code=True" in snippets[1]
+    Image.fromarray(((sample_image(80)[0].permute(1, 2, 0) + 1) * 127.5).byte().numpy()).save(tmp_path / "image.png")
+    for snippet, block in zip(snippets, (False, True)):
+        pinned = snippet.replace(f'"{REPO}"', f'"{REPO}", revision="{sha}"')
+        result = run_python(pinned, tmp_path, block_unitok=block)
+        assert result.returncode == 0, (snippet, result.stderr[-3000:])
+        assert Image.open(tmp_path / "reconstruction.png").size == (64, 64)
+        (tmp_path / "reconstruction.png").unlink()
+
+
+def test_republishing_is_idempotent_and_main_is_protected(hub_server, tmp_path):
+    repo = "org/flextok-tiny-overwrite"
+    transport = GitTransport(hub_server.repo_path(repo))
+    torch.manual_seed(0)
+    first = unitok.create_model("flextok-tiny").eval()
+    result = push(stage(first, repo, tmp_path / "a", random_weights=True), transport=transport)
+    again = push(stage(first, repo, tmp_path / "b", random_weights=True), transport=transport)
+    assert not again.changed and again.commit == result.commit
+
+    torch.manual_seed(1)
+    second = unitok.create_model("flextok-tiny").eval()
+    staged = stage(second, repo, tmp_path / "c", random_weights=True)
+    with pytest.raises(PublishError, match="Refusing to overwrite main.*model.safetensors|model.safetensors.*Refusing"):
+        push(staged, transport=transport)
+    branch = push(staged, transport=transport, revision="candidate")  # other branches are free
+    replaced = push(staged, transport=transport, overwrite=True)
+    assert replaced.changed and replaced.commit != result.commit and branch.commit != result.commit
+
+    x = sample_image(64)
+    for sha, expected in ((result.commit, first), (replaced.commit, second), (branch.commit, second)):
+        served = transformers.AutoModel.from_pretrained(repo, revision=sha).eval()
+        assert torch.equal(served.encode(x).codes, expected.encode(x).codes), sha
