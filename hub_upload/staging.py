@@ -126,16 +126,34 @@ def _find_evaluation(evaluation, source_dir: Path | None) -> Path | None:
     return folder
 
 
+def _lineage_origin(recipe: dict | None, depth: int = 0) -> str | None:
+    """Origin of the weights a recipe started from: "scratch", "converted", or None when it cannot be told (a Hub id,
+    or a folder that is gone or records nothing). Follows `model.pretrained` through earlier runs' exports."""
+    pretrained = ((recipe or {}).get("model") or {}).get("pretrained")
+    if not pretrained:
+        return "scratch"
+    folder = Path(pretrained)
+    if depth > 8 or not folder.is_dir():
+        return None
+    if read_conversion(folder) is not None:
+        return "converted"
+    earlier = folder / "recipe.yaml"
+    return _lineage_origin(yaml.safe_load(earlier.read_text()), depth + 1) if earlier.is_file() else None
+
+
 def _resolve_license(license, family_meta: dict, origin: str, recipe: dict | None) -> dict:
+    """An explicit licence, else the one the weights' origin implies; refuses to guess."""
+    blank = {"note": None, "name": None, "link": None}
     if isinstance(license, dict):
-        return {"note": None, "name": None, "link": None, **license}
+        return {**blank, **license}
     if license:
-        return {"id": license, "note": None, "name": None, "link": None}
-    if origin == "converted":
-        return {"name": None, "link": None, **family_meta["official_weights_license"]}
-    if origin == "random" or (origin == "trained" and not (recipe.get("model") or {}).get("pretrained")):
-        return {**PROJECT_LICENSE, "name": None, "link": None}
-    reason = ("they were fine-tuned from another checkpoint" if origin == "trained"
+        return {**blank, "id": license}
+    lineage = _lineage_origin(recipe) if origin == "trained" else None
+    if origin == "converted" or lineage == "converted":
+        return {**blank, **family_meta["official_weights_license"]}
+    if origin == "random" or lineage == "scratch":
+        return {**blank, **PROJECT_LICENSE}
+    reason = ("they were fine-tuned from a checkpoint whose origin cannot be traced from here" if origin == "trained"
               else "their origin is not recorded (no recipe.yaml or conversion.json)")
     raise ValueError(f"Cannot tell the licence of these weights: {reason}. Pass license=... (--license).")
 

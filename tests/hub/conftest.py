@@ -9,7 +9,6 @@ server are skipped, except under `make test` / CI (UNITOK_REQUIRE_HUB_SERVER=1),
 
 import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request

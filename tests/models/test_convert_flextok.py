@@ -1,5 +1,7 @@
 """The converter maps a state dict with the official apple/ml-flextok names and shapes onto unitok's FlexTok."""
 
+import hashlib
+import json
 import math
 
 import pytest
@@ -86,6 +88,9 @@ def test_official_checkpoint_converts_to_identical_outputs(source_model, tmp_pat
     assert torch.equal(a, b)
     reloaded = unitok.AutoTokenizer.from_pretrained(tmp_path / "converted")
     assert torch.equal(reloaded.encode(x).codes, source_model.encode(x).codes)
+    provenance = json.loads((tmp_path / "converted" / "conversion.json").read_text())  # read by hub_upload's card
+    assert provenance["checkpoint"] == "model.safetensors" and provenance["vae_scaling_factor"] == 0.7
+    assert provenance["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_unmapped_or_inconsistent_keys_fail_loudly(source_model):
