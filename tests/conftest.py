@@ -12,7 +12,7 @@ def _free_port() -> int:
 
 
 # Tests never reach the network and stay quiet. Every Hub call goes to a local Hub-protocol server (olah, started
-# by the `hub_server` fixture in tests/hub/ on this port) and into a private cache. huggingface_hub reads these
+# by the `hub_server` fixture of tests/hub_server.py on this port) and into a private cache. huggingface_hub reads these
 # variables once, at import, so they are set here, before anything imports it.
 HUB_PORT = _free_port()
 os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
@@ -29,6 +29,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)  # two xdist workers on two cores
+
+pytest_plugins = ["tests.hub_server"]  # the `hub_server` fixture (olah)
 
 
 @pytest.fixture(autouse=True)

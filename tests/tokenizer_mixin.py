@@ -93,6 +93,29 @@ class TokenizerTesterMixin:
             assert torch.equal(self.encode(loaded, inputs).codes, codes)
             assert torch.equal(decode_with_seed(loaded, codes, 3, **self.decode_kwargs), reference)
 
+    def test_hub_round_trip(self, hub_server, tmp_path):
+        """Published with `unitok.hub_upload` (git transport) into a local Hub server, then loaded by repo id with
+        transformers' Auto classes and `unitok.AutoTokenizer`: identical codes and reconstructions."""
+        from unitok.hub_upload import GitTransport, push, stage
+
+        model = self.make_model()
+        repo = f"org/{self.variant}-mixin"
+        staged = stage(model, repo, tmp_path / "staged", random_weights=True)
+        sha = push(staged, transport=GitTransport(hub_server.repo_path(repo))).commit
+        inputs = self.make_inputs(2)
+        expected = self.encode(model, inputs)
+        reference = decode_with_seed(model, expected.codes, 0, **self.decode_kwargs)
+        auto_class = transformers.AutoModelForAudioTokenization if model.modality == "audio" else transformers.AutoModel
+        for loaded in (auto_class.from_pretrained(repo, revision=sha), unitok.AutoTokenizer.from_pretrained(
+                repo, revision=sha)):
+            assert type(loaded) is type(model)
+            encoded = self.encode(loaded.eval(), inputs)
+            assert torch.equal(encoded.codes, expected.codes)
+            assert torch.equal(decode_with_seed(loaded, encoded.codes, 0, **self.decode_kwargs), reference)
+        if model.build_preprocessor() is not None:
+            processor = transformers.AutoProcessor.from_pretrained(repo, revision=sha)
+            assert type(processor) is type(model.build_preprocessor())
+
     def test_from_pretrained_with_only_a_config_initialises_every_tensor(self):
         """transformers 5 builds on the meta device and fills only missing tensors: derived buffers must be rebuilt."""
         config = unitok.create_config(self.variant, **self.config_overrides)

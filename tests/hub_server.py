@@ -1,5 +1,5 @@
-"""A local Hub-protocol server for the Hub tests: olah 0.5.4 in offline mode, serving git repositories from a mirrors
-folder (see ../shared/reference/local-hub.md). It runs from its own virtual environment (`.venv-hub`, made by
+"""The `hub_server` fixture (a pytest plugin loaded by tests/conftest.py): a local Hub-protocol server, olah 0.5.4
+in offline mode, serving git repositories from a mirrors folder (see ../shared/reference/local-hub.md). It runs from its own virtual environment (`.venv-hub`, made by
 `make test`; its dependencies conflict with the library's), on 127.0.0.1 at the port tests/conftest.py chose before
 huggingface_hub was imported.
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 OLAH_CONFIG = """
 [basic]
 host = "127.0.0.1"
