@@ -5,9 +5,9 @@ because they are tools around the library; they install inside it as `unitok.hub
 so that the wheel adds no generic top-level module names.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
-    packages=find_packages(include=["unitok", "unitok.*"]) + ["unitok.hub_upload", "unitok.model_cards"],
+    packages=find_namespace_packages(include=["unitok", "unitok.*"]) + ["unitok.hub_upload", "unitok.model_cards"],
     package_dir={"unitok.hub_upload": "hub_upload", "unitok.model_cards": "model_cards"},
 )

@@ -1,6 +1,7 @@
 """Checks every unitok tokenizer must pass. A model's test class subclasses `TokenizerTesterMixin` and provides
 the small hooks at the top; the tests go through the public API the way a user would."""
 
+import json
 import math
 
 import pytest
@@ -44,6 +45,17 @@ class TokenizerTesterMixin:
     def make_model(self, **overrides):
         torch.manual_seed(0)
         return unitok.create_model(self.variant, **{**self.config_overrides, **overrides}).eval()
+
+    def make_trained_like_model(self):
+        """The tiny model with its zero-initialised tensors (adaLN-zero gates, zero heads) filled with small noise,
+        as after training, so every path carries signal (LoRA on a gated-off block would get no gradient)."""
+        model = self.make_model()
+        generator = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for param in model.parameters():
+                if param.is_floating_point() and not param.any():
+                    param.copy_(torch.randn(param.shape, generator=generator) * 0.02)
+        return model
 
     def encode(self, model, inputs):
         with torch.no_grad():
@@ -115,6 +127,67 @@ class TokenizerTesterMixin:
         if model.build_preprocessor() is not None:
             processor = transformers.AutoProcessor.from_pretrained(repo, revision=sha)
             assert type(processor) is type(model.build_preprocessor())
+
+    def test_lora_default_preset(self, tmp_path):
+        """Decoder-only LoRA (the default preset): no-op at init, only LoRA trains, the loss drops, codes stay the
+        same, save → load reproduces outputs exactly and merging within float tolerance."""
+        base = self.make_trained_like_model()
+        inputs = self.make_inputs(2)
+        codes = self.encode(base, inputs).codes
+        reference = decode_with_seed(base, codes, 0, **self.decode_kwargs)
+        model = unitok.lora.apply(self.make_trained_like_model(), r=4, base_model_name_or_path=f"org/{self.variant}")
+        assert torch.equal(decode_with_seed(model, codes, 0, **self.decode_kwargs), reference)
+        trainable, total = unitok.lora.trainable_parameters(model)
+        names = [n for n, p in model.named_parameters() if p.requires_grad]
+        assert names and all(".lora_A." in n or ".lora_B." in n for n in names), names[:5]
+        print(f"{self.variant}: {trainable:,} of {total:,} parameters trainable with the default LoRA preset")
+
+        model.train()
+
+        def loss():
+            return model(**inputs, generator=torch.Generator().manual_seed(0)).loss
+
+        initial = loss().item()
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=self.training_lr)
+        for _ in range(self.training_steps):
+            optimizer.zero_grad()
+            loss().backward()
+            optimizer.step()
+        assert loss().item() < initial, (initial, loss().item())
+        model.eval()
+        assert torch.equal(self.encode(model, inputs).codes, codes)  # decoder-only: the code space is unchanged
+        adapted = decode_with_seed(model, codes, 0, **self.decode_kwargs)
+        assert not torch.equal(adapted, reference)
+
+        unitok.lora.save_adapter(model, tmp_path / "adapter")
+        assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())[
+            "base_model_name_or_path"] == f"org/{self.variant}"
+        assert json.loads((tmp_path / "adapter" / "unitok_adapter.json").read_text())["changes_codes"] is False
+        loaded = unitok.lora.load_adapter(self.make_trained_like_model(), tmp_path / "adapter").eval()
+        assert torch.equal(decode_with_seed(loaded, codes, 0, **self.decode_kwargs), adapted)
+        merged = unitok.lora.merge(loaded)
+        assert type(merged) is type(base)
+        torch.testing.assert_close(decode_with_seed(merged, codes, 0, **self.decode_kwargs), adapted,
+                                   atol=1e-4, rtol=1e-4)
+        merged.save_pretrained(tmp_path / "merged")
+        reloaded = unitok.AutoTokenizer.from_pretrained(tmp_path / "merged").eval()
+        torch.testing.assert_close(decode_with_seed(reloaded, codes, 0, **self.decode_kwargs), adapted,
+                                   atol=1e-4, rtol=1e-4)
+
+    def test_lora_presets_and_bad_targets(self):
+        model = self.make_model()
+        presets = unitok.lora.presets(model)
+        assert unitok.lora.DEFAULT_PRESET in presets and not presets[unitok.lora.DEFAULT_PRESET]["changes_codes"]
+        for name, spec in presets.items():  # every preset names real modules LoRA can adapt
+            adapted = unitok.lora.apply(self.make_model(), name, r=2) if not spec["changes_codes"] else None
+            if spec["changes_codes"]:
+                with pytest.warns(UserWarning, match="codes produced before and after"):
+                    adapted = unitok.lora.apply(self.make_model(), name, r=2)
+            assert adapted.unitok_lora["adapted_modules"] > 0, name
+        with pytest.raises(ValueError, match="Unknown LoRA preset 'nope'"):
+            unitok.lora.apply(model, "nope")
+        with pytest.raises(ValueError, match="matches no module"):
+            unitok.lora.apply(model, target_modules=r"no\.such\.layer")
 
     def test_from_pretrained_with_only_a_config_initialises_every_tensor(self):
         """transformers 5 builds on the meta device and fills only missing tensors: derived buffers must be rebuilt."""

@@ -6,6 +6,7 @@
 
 __version__ = "0.1.0"
 
+from . import lora  # noqa: F401  (unitok.lora.apply / load_adapter / merge)
 from . import models  # noqa: F401  (registers every family)
 from .auto import AutoTokenizer, register_tokenizer
 from .modeling_base import MODALITIES, UnitokPreTrainedModel

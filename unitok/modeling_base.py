@@ -35,10 +35,14 @@ class UnitokPreTrainedModel(PreTrainedModel):
         modality (`str`): one of `"image"`, `"audio"`, `"motion"`, `"cad"`.
         remote_auto_classes (`tuple[str, ...]`): the transformers Auto classes written into `auto_map`
             (`AutoModel` always; speech models add `AutoModelForAudioTokenization`).
+        lora_presets (`dict`): named LoRA targets built from the model's module names (see `unitok.lora`).
     """
 
     modality: str = None
     remote_auto_classes: tuple[str, ...] = ("AutoModel",)
+    # Named LoRA target sets for `unitok.lora`: {name: {"target_modules": full-match regex over module names,
+    # "changes_codes": whether adapting them changes what `encode` returns}}. "decoder" is the default preset.
+    lora_presets: dict[str, dict] = {}
     supports_gradient_checkpointing = True
     _supports_sdpa = True
 

@@ -70,6 +70,10 @@ def test_bad_configs_fail_before_training(tmp_path, capsys):
         load_config(TINY, ["optim.schedule=exponential"])
     with pytest.raises(ConfigError, match="exactly one of model.name"):
         load_config(TINY, ["model.name=flextok-tiny"])
+    with pytest.raises(ConfigError, match="LoRA fine-tunes a pretrained checkpoint"):
+        load_config(TINY, ["model.pretrained=null", "model.name=flextok-tiny", "lora.preset=decoder"])
+    with pytest.raises(ConfigError, match="lora.r must be >= 1"):
+        load_config(TINY, ["lora.preset=decoder", "lora.r=0"])
     sys.path.insert(0, str(RECIPES))
     try:
         from train import main as recipe_main
@@ -79,13 +83,21 @@ def test_bad_configs_fail_before_training(tmp_path, capsys):
     assert "config error: train.batch_size" in capsys.readouterr().err
 
 
-def test_every_recipe_config_validates():
+def test_every_recipe_config_validates(tmp_path):
     configs = sorted((RECIPES / "configs").rglob("*.yaml"))
     families = {path.parent.name for path in configs}
     assert {"flextok"} <= families
+    base = tmp_path / "base"
+    unitok.create_model("flextok-tiny").save_pretrained(base)
     for path in configs:
-        config = load_config(path, ["model.pretrained=null", "model.name=flextok-tiny"]
-                             if "pretrained" in path.read_text() and "name:" not in path.read_text() else [])
+        text = path.read_text()
+        if "\nlora:" in text:  # fine-tunes a checkpoint: point it at a local one
+            overrides = [f"model.pretrained={base}"]
+        elif "pretrained" in text and "name:" not in text:
+            overrides = ["model.pretrained=null", "model.name=flextok-tiny"]
+        else:
+            overrides = []
+        config = load_config(path, overrides)
         assert config.train.steps > 0
     own = [n for n in unitok.list_models()
            if unitok.registry.get_variant(n).config_class.__module__.startswith("unitok.")]  # not tests' toys
@@ -122,6 +134,34 @@ def test_two_process_run_checkpoints_resumes_identically_and_exports(tmp_path):
     exported = model.state_dict()
     key = "decoder.blocks.0.attn.wq.weight"
     assert not torch.equal(raw[key], exported[key])
+
+
+def test_two_process_lora_run_trains_only_adapters_and_exports_the_adapter(tmp_path):
+    """LoRA recipe on 2 gloo processes (DDP with only LoRA parameters trainable), from a saved checkpoint."""
+    torch.manual_seed(0)
+    base = unitok.create_model("flextok-tiny").eval()
+    with torch.no_grad():  # a trained-like base: adaLN-zero gates open, so the decoder blocks carry signal
+        for param in base.parameters():
+            if not param.any():
+                param.normal_(0, 0.02)
+    base.save_pretrained(tmp_path / "base")
+    run = tmp_path / "lora"
+    launch(tmp_path, ["model.name=null", f"model.pretrained={tmp_path / 'base'}", "lora.preset=decoder", "lora.r=4",
+                      "train.steps=4", "train.checkpoint_every=2", "train.ema_decay=0.0", "optim.lr=1e-2",
+                      f"train.output_dir={run}"])
+    export = run / "export"
+    assert {"adapter_config.json", "adapter_model.safetensors", "unitok_adapter.json", "recipe.yaml"} <= \
+        {p.name for p in export.iterdir()}
+    assert not (export / "model.safetensors").exists()
+    assert json.loads((export / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tmp_path / "base")
+    adapted = unitok.lora.load_adapter(unitok.AutoTokenizer.from_pretrained(tmp_path / "base"), export).eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    codes = base.encode(x).codes
+    assert torch.equal(adapted.encode(x).codes, codes)
+    before = base.decode(codes, generator=torch.Generator().manual_seed(0), num_inference_steps=2).reconstruction
+    after = adapted.decode(codes, generator=torch.Generator().manual_seed(0), num_inference_steps=2).reconstruction
+    assert not torch.allclose(before, after)
+    assert sorted(losses(run)) == [1, 2, 3, 4]
 
 
 def test_sigkill_during_a_checkpoint_write_resumes_from_the_previous_one(tmp_path):

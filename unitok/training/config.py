@@ -60,6 +60,21 @@ class LossConfig:
 
 
 @dataclass
+class LoraSection:
+    """LoRA fine-tuning of `model.pretrained` (unitok.lora): only adapters train and the export is the adapter."""
+
+    preset: str | None = None  # a preset of the model (unitok.lora.presets; "decoder" keeps codes); null: no LoRA
+    target_modules: str | None = None  # a full-match regex over module names, instead of a preset
+    r: int = 8
+    alpha: float | None = None  # LoRA scaling numerator (default r)
+    dropout: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.preset is not None or self.target_modules is not None
+
+
+@dataclass
 class TrainConfig:
     steps: int = 1000
     batch_size: int = 8  # per process
@@ -84,6 +99,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     losses: LossConfig = field(default_factory=LossConfig)
+    lora: LoraSection = field(default_factory=LoraSection)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
@@ -200,6 +216,13 @@ def validate(config: RunConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key} must be >= 1, got {value}")
+    if config.lora.enabled:
+        if model.pretrained is None:
+            raise ConfigError("lora: LoRA fine-tunes a pretrained checkpoint; set model.pretrained (not model.name)")
+        if config.lora.r < 1:
+            raise ConfigError(f"lora.r must be >= 1, got {config.lora.r}")
+        if not 0 <= config.lora.dropout < 1:
+            raise ConfigError(f"lora.dropout must be in [0, 1), got {config.lora.dropout}")
     if not 0 <= config.train.ema_decay < 1:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {config.train.ema_decay}")
 
@@ -210,5 +233,5 @@ def dump_config(config: RunConfig) -> str:
     return yaml.safe_dump(values, sort_keys=False)
 
 
-__all__ = ["RunConfig", "ModelConfig", "DataConfig", "OptimConfig", "LossConfig", "TrainConfig", "ConfigError", "load_config",
-           "apply_overrides", "dump_config"]
+__all__ = ["RunConfig", "ModelConfig", "DataConfig", "OptimConfig", "LossConfig", "LoraSection", "TrainConfig",
+           "ConfigError", "load_config", "apply_overrides", "dump_config"]

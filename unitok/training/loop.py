@@ -23,17 +23,24 @@ from .data import build_dataset, build_loader
 
 def build_model(config: RunConfig):
     """A registered variant with random init (seeded), or a pretrained folder; `model.overrides` change config
-    fields (for example `train_stage: vae`)."""
-    from .. import AutoTokenizer, create_model
+    fields (for example `train_stage: vae`). With a `lora` section, LoRA adapters on the pretrained model (a
+    `peft.PeftModel` whose only trainable parameters are the adapters)."""
+    from .. import AutoTokenizer, create_model, lora
 
     torch.manual_seed(config.train.seed)
     if config.model.name is not None:
         return create_model(config.model.name, **config.model.overrides)
-    return AutoTokenizer.from_pretrained(config.model.pretrained, **config.model.overrides)
+    model = AutoTokenizer.from_pretrained(config.model.pretrained, **config.model.overrides)
+    if config.lora.enabled:
+        model = lora.apply(model, config.lora.preset, r=config.lora.r, alpha=config.lora.alpha,
+                           dropout=config.lora.dropout, target_modules=config.lora.target_modules,
+                           base_model_name_or_path=config.model.pretrained)
+    return model
 
 
 def train(config: RunConfig) -> Path:
-    """Run (or resume) a training run; returns the export folder (loadable with `AutoModel.from_pretrained`)."""
+    """Run (or resume) a training run; returns the export folder (loadable with `AutoModel.from_pretrained`, or
+    with `unitok.lora.load_adapter(base, export)` for LoRA runs)."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
     from diffusers.optimization import get_scheduler
@@ -224,7 +231,12 @@ def train(config: RunConfig) -> Path:
         if accelerator.is_main_process:
             unwrapped = accelerator.unwrap_model(model)
             with _ema_weights(ema, trainable):
-                unwrapped.save_pretrained(export)
+                if config.lora.enabled:  # the adapter alone (loads onto model.pretrained with unitok.lora)
+                    from ..lora import save_adapter
+
+                    save_adapter(unwrapped, export)
+                else:
+                    unwrapped.save_pretrained(export)
             write_atomic(export / "recipe.yaml", config_yaml)
         accelerator.wait_for_everyone()
     accelerator.end_training()

@@ -198,6 +198,19 @@ class FlexTokPreTrainedModel(UnitokPreTrainedModel):
     input_modalities = ("image",)
     modality = "image"
     _no_split_modules = ["TransformerBlock"]
+    # LoRA targets for `unitok.lora` (full-match regexes over module names). "decoder" (the flow decoder's attention
+    # and MLP) keeps existing codes valid; "encoder" and "all" change the code space. "vae_decoder" adapts the VAE
+    # decoder's convolutions, which only train in the VAE stage (train_stage="vae").
+    lora_presets = {
+        "decoder": {"target_modules": r"decoder\.blocks\.\d+\.(attn\.(wq|wk|wv|proj)|mlp\.fc[123])",
+                    "changes_codes": False},
+        "encoder": {"target_modules": r"encoder\.blocks\.\d+\.(attn\.(wq|wk|wv|proj)|mlp\.fc[123])",
+                    "changes_codes": True},
+        "all": {"target_modules": r"(encoder|decoder)\.blocks\.\d+\.(attn\.(wq|wk|wv|proj)|mlp\.fc[123])",
+                "changes_codes": True},
+        "vae_decoder": {"target_modules": r"vae\.decoder\..*\.(conv(1|2|_shortcut)?|to_[qkv]|to_out\.0)|vae\.decoder\.conv_(in|out)",
+                        "changes_codes": False},
+    }
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
