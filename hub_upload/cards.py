@@ -103,18 +103,58 @@ def eval_results(metrics: dict) -> list[EvalResult]:
 
 
 def card_data(model, family: Family, license: dict, metrics: dict | None, repo_id: str,
-              base_model: str | None = None) -> ModelCardData:
+              base_model: str | None = None, adapter: bool = False) -> ModelCardData:
     meta = family.meta
     tags = ["unitok", "tokenizer", model.modality, meta["quantizer"], family.folder.name, f"arxiv:{meta['arxiv']}"]
+    tags += ["lora", "peft"] if adapter else []
     extra = {"license_name": license["name"], "license_link": license["link"]} if license["id"] == "other" else {}
-    return ModelCardData(library_name="transformers", license=license["id"], tags=tags,
+    return ModelCardData(library_name="peft" if adapter else "transformers", license=license["id"], tags=tags,
                          pipeline_tag=meta["pipeline_tag"], model_name=repo_id.split("/")[-1], base_model=base_model,
                          eval_results=eval_results(metrics) if metrics else None, **extra)
 
 
+def _usage(repo_id: str, base_model: str | None = None, remote_code: bool = True) -> dict:
+    """The loading lines of the card's usage snippets (the rest of each snippet is per modality)."""
+    if base_model is None:
+        return {"installed": f'model = unitok.AutoTokenizer.from_pretrained("{repo_id}").eval()\n'
+                             f'processor = AutoImageProcessor.from_pretrained("{repo_id}")',
+                "remote_imports": "from transformers import AutoImageProcessor, AutoModel",
+                "remote": f'model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True).eval()\n'
+                          f'processor = AutoImageProcessor.from_pretrained("{repo_id}", trust_remote_code=True)',
+                "remote_where": "this repository"}
+    installed = (f'base = unitok.AutoTokenizer.from_pretrained("{base_model}")\n'
+                 f'model = unitok.lora.load_adapter(base, "{repo_id}").eval()\n'
+                 f'processor = AutoImageProcessor.from_pretrained("{base_model}")')
+    remote = (f'base = AutoModel.from_pretrained("{base_model}", trust_remote_code=True)\n'
+              f'model = PeftModel.from_pretrained(base, "{repo_id}").eval()\n'
+              f'processor = AutoImageProcessor.from_pretrained("{base_model}", trust_remote_code=True)')
+    return {"installed": installed, "remote": remote if remote_code else None,
+            "remote_imports": "from peft import PeftModel\nfrom transformers import AutoImageProcessor, AutoModel",
+            "remote_where": "the base repository"}
+
+
+def _render(template: str, model, family: Family, data: ModelCardData, *, limitations: list[str],
+            evaluation: dict | None, **context) -> ModelCard:
+    import unitok
+    from unitok.evaluation.report import summary_tables
+
+    if evaluation is None:
+        limitations = [*limitations, "Not evaluated: no evaluation results were published with these weights."]
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    text = env.get_template(template).render(
+        card_data=data.to_yaml(), family=family.meta, config=model.config, modality=model.modality,
+        rate=rate_summary(model), limitations=limitations, unitok_version=unitok.__version__,
+        evaluation=None if evaluation is None else {
+            "data": evaluation["data"] if "/" not in str(evaluation["data"]) else Path(evaluation["data"]).name,
+            "num_items": evaluation["num_items"], "tables": "\n".join(summary_tables(evaluation)).strip()},
+        **context)
+    return ModelCard(text)
+
+
 def render_card(model, repo_id: str, *, weights: dict, license: dict, dtype: str, recipe: dict | None = None,
                 evaluation: dict | None = None, base_model: str | None = None) -> ModelCard:
-    """The README.md of a staged repository.
+    """The README.md of a staged model repository.
 
     Args:
         weights: {"origin": "converted" | "trained" | "random" | "unspecified", ...provenance fields}.
@@ -122,12 +162,8 @@ def render_card(model, repo_id: str, *, weights: dict, license: dict, dtype: str
         recipe: {"summary": one line} when `recipe.yaml` is staged.
         evaluation: the harness's metrics.json content when `eval/` is staged.
     """
-    import unitok
-    from unitok.evaluation.report import summary_tables
-
     family = family_for(model.config.model_type)
     meta = family.meta
-    data = card_data(model, family, license, evaluation, repo_id, base_model)
     limitations = list(meta.get("limitations", []))
     if weights["origin"] == "converted":
         limitations += meta.get("official_weights_limitations", [])
@@ -135,33 +171,39 @@ def render_card(model, repo_id: str, *, weights: dict, license: dict, dtype: str
             limitations.append("Numerical parity with the official implementation on these weights is not verified by "
                                "unitok's tests (the converter is tested on synthetic checkpoints with the official "
                                "parameter names and shapes).")
-    if evaluation is None:
-        limitations.append("Not evaluated: no evaluation results were published with these weights.")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     parameters = sum(p.numel() for p in model.parameters())
-    context = dict(
-        card_data=data.to_yaml(), repo_id=repo_id, family=meta, config=model.config, modality=model.modality,
-        parameters=f"{parameters / 1e6:,.2f} M", dtype=dtype, weights=weights, license=license,
-        rate=rate_summary(model), recipe=recipe, limitations=limitations, unitok_version=unitok.__version__,
-        evaluation=None if evaluation is None else {
-            "data": evaluation["data"] if "/" not in str(evaluation["data"]) else Path(evaluation["data"]).name,
-            "num_items": evaluation["num_items"], "tables": "\n".join(summary_tables(evaluation)).strip()},
-    )
-    text = env.get_template(f"{family.folder.name}/card.md.j2").render(**context)
-    return ModelCard(text)
+    return _render(f"{family.folder.name}/card.md.j2", model, family,
+                   card_data(model, family, license, evaluation, repo_id, base_model), limitations=limitations,
+                   evaluation=evaluation, repo_id=repo_id, parameters=f"{parameters / 1e6:,.2f} M", dtype=dtype,
+                   weights=weights, license=license, recipe=recipe, usage=_usage(repo_id))
+
+
+def render_adapter_card(base, repo_id: str, base_model: str, *, adapter: dict, lora_config: dict, license: dict,
+                        recipe: dict | None = None, evaluation: dict | None = None) -> ModelCard:
+    """The README.md of a staged LoRA adapter repository (`base`: the base model, meta tensors are enough)."""
+    family = family_for(base.config.model_type)
+    return _render("_adapter/card.md.j2", base, family,
+                   card_data(base, family, license, evaluation, repo_id, base_model, adapter=True),
+                   limitations=list(family.meta.get("limitations", [])), evaluation=evaluation, repo_id=repo_id,
+                   base_model=base_model, adapter=adapter, lora=lora_config, license=license, recipe=recipe,
+                   usage=_usage(repo_id, base_model, remote_code=not adapter.get("folded_weight_norm")))
 
 
 def validate_card(card: ModelCard | str) -> ModelCard:
     """Check a card offline the way the Hub would read it: YAML header parses into `ModelCardData`, required
-    unitok metadata present, licence id known, `model-index` parses back into `EvalResult`s. Raises ValueError."""
+    unitok metadata present, licence id known, `model-index` parses back into `EvalResult`s. Raises ValueError.
+    Adapter cards (tag `lora`) have `library_name: peft` and must name their `base_model`."""
     from huggingface_hub.repocard_data import model_index_to_eval_results
 
     card = ModelCard(card) if isinstance(card, str) else card
     data = card.data.to_dict()
     problems = []
-    if data.get("library_name") != "transformers":
-        problems.append("library_name must be 'transformers'")
+    adapter = "lora" in (data.get("tags") or [])
+    library = "peft" if adapter else "transformers"
+    if data.get("library_name") != library:
+        problems.append(f"library_name must be {library!r}")
+    if adapter and not data.get("base_model"):
+        problems.append("an adapter card must name its base_model")
     tags = data.get("tags") or []
     if "unitok" not in tags or not any(str(t).startswith("arxiv:") for t in tags):
         problems.append("tags must include 'unitok' and the paper's 'arxiv:<id>'")
@@ -182,4 +224,5 @@ def validate_card(card: ModelCard | str) -> ModelCard:
     return card
 
 
-__all__ = ["families", "family_for", "render_card", "validate_card", "eval_results", "rate_summary"]
+__all__ = ["families", "family_for", "render_card", "render_adapter_card", "validate_card", "eval_results",
+           "rate_summary"]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from huggingface_hub import ModelCard
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
@@ -34,6 +35,7 @@ from unitok.conversion import PROVENANCE_FILE, read_conversion
 from .cards import family_for, render_card, validate_card
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 PROJECT_LICENSE = {"id": "apache-2.0", "note": "unitok's licence; the licence of the training data may add terms"}
 
@@ -179,6 +181,16 @@ def stage(source, repo_id: str, out_dir: str | Path | None = None, *, dtype: str
     check_repo_id(repo_id)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
+    if hasattr(source, "peft_config"):  # a LoRA model in memory: stage its adapter
+        from unitok.lora import save_adapter
+
+        with tempfile.TemporaryDirectory() as tmp:
+            save_adapter(source, Path(tmp) / "adapter")
+            return stage(Path(tmp) / "adapter", repo_id, out_dir, recipe=recipe, evaluation=evaluation,
+                         license=license, base_model=base_model)
+    if isinstance(source, (str, Path)) and (Path(source) / ADAPTER_CONFIG).is_file():
+        return _stage_adapter(Path(source), repo_id, out_dir, recipe=recipe, evaluation=evaluation, license=license,
+                              base_model=base_model)
     if isinstance(source, UnitokPreTrainedModel):
         model, source_dir = source, None
         if dtype != "float32" or next(model.parameters()).dtype != torch.float32:
@@ -191,6 +203,32 @@ def stage(source, repo_id: str, out_dir: str | Path | None = None, *, dtype: str
     family = family_for(model.config.model_type)
 
     conversion = read_conversion(source_dir) if source_dir is not None else None
+    recipe_text, recipe_dict = _read_recipe(recipe, source_dir)
+    origin = ("random" if random_weights else "converted" if conversion else "trained" if recipe_dict
+              else "unspecified")
+    license_info = _resolve_license(license, family.meta, origin, recipe_dict)
+    parameters_m = sum(p.numel() for p in model.parameters()) / 1e6
+    eval_dir, metrics = _read_evaluation(evaluation, source_dir, model.config.model_type, parameters_m)
+
+    out, work = _work_folder(out_dir, repo_id)
+    try:
+        if source_dir is not None and (source_dir / "preprocessor_config.json").is_file():
+            load_processor(model, str(source_dir)).save_pretrained(work)  # keep the user's processor settings
+        model.to(DTYPES[dtype]).save_pretrained(work)
+        if conversion is not None:
+            shutil.copy2(source_dir / PROVENANCE_FILE, work / PROVENANCE_FILE)
+        weights = {"origin": origin, **(conversion or {})}
+        card = render_card(model, repo_id, weights=weights, license=license_info, dtype=dtype,
+                           recipe={"summary": _recipe_summary(recipe_dict)} if recipe_dict else None,
+                           evaluation=metrics, base_model=base_model)
+        _finish(work, out, card, recipe_text, eval_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return StagedRepo(repo_id, out, model.config.model_type, origin, describe_files(out))
+
+
+def _read_recipe(recipe, source_dir: Path | None) -> tuple[str | None, dict | None]:
     recipe_path = Path(recipe) if recipe is not None else (source_dir / "recipe.yaml" if source_dir else None)
     if recipe is not None and not recipe_path.is_file():
         raise ValueError(f"Recipe file {recipe} does not exist.")
@@ -198,19 +236,23 @@ def stage(source, repo_id: str, out_dir: str | Path | None = None, *, dtype: str
     recipe_dict = yaml.safe_load(recipe_text) if recipe_text else None
     if recipe_text is not None and not isinstance(recipe_dict, dict):
         raise ValueError(f"{recipe_path} is not a training config (expected a YAML mapping).")
-    origin = ("random" if random_weights else "converted" if conversion else "trained" if recipe_dict
-              else "unspecified")
-    license_info = _resolve_license(license, family.meta, origin, recipe_dict)
+    return recipe_text, recipe_dict
 
+
+def _read_evaluation(evaluation, source_dir: Path | None, model_type: str, parameters_m: float):
+    """(folder, metrics) of the evaluation to publish, checked to be of this model; (None, None) if none."""
     eval_dir = _find_evaluation(evaluation, source_dir)
-    metrics = json.loads((eval_dir / "metrics.json").read_text()) if eval_dir is not None else None
-    if metrics is not None:
-        ours = sum(p.numel() for p in model.parameters()) / 1e6
-        if metrics.get("model_type") != model.config.model_type or abs(metrics.get("parameters_M", -1) - ours) > 1e-3:
-            raise ValueError(f"The evaluation in {eval_dir} is of another model ({metrics.get('model_type')}, "
-                             f"{metrics.get('parameters_M')} M parameters; this one: {model.config.model_type}, "
-                             f"{ours:.3f} M).")
+    if eval_dir is None:
+        return None, None
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    if metrics.get("model_type") != model_type or abs(metrics.get("parameters_M", -1) - parameters_m) > 1e-3:
+        raise ValueError(f"The evaluation in {eval_dir} is of another model ({metrics.get('model_type')}, "
+                         f"{metrics.get('parameters_M')} M parameters; this one: {model_type}, {parameters_m:.3f} M).")
+    return eval_dir, metrics
 
+
+def _work_folder(out_dir, repo_id: str) -> tuple[Path, Path]:
+    """(final folder, temporary folder to fill); the final one must not exist or be empty."""
     if out_dir is None:
         out = Path(tempfile.mkdtemp(prefix="unitok-stage-")) / repo_id.replace("/", "--")
     else:
@@ -219,33 +261,95 @@ def stage(source, repo_id: str, out_dir: str | Path | None = None, *, dtype: str
             raise ValueError(f"Stage folder {out} exists and is not empty.")
     out.parent.mkdir(parents=True, exist_ok=True)
     work = out.parent / f".{out.name}.incomplete-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    return out, work
+
+
+def _finish(work: Path, out: Path, card, recipe_text: str | None, eval_dir: Path | None) -> None:
+    """Add the recipe, evaluation and validated card, then publish the folder under its final name."""
+    if recipe_text is not None:
+        (work / "recipe.yaml").write_text(recipe_text)
+    if eval_dir is not None:
+        (work / "eval").mkdir()
+        for path in [eval_dir / "metrics.json", eval_dir / "report.md", *sorted(eval_dir.glob("*.png"))]:
+            if path.is_file():
+                shutil.copy2(path, work / "eval" / path.name)
+    validate_card(card)
+    card.save(work / "README.md")
+    if out.exists():
+        out.rmdir()
+    work.rename(out)
+
+
+def _base_license(base_dir: Path | None, base_model: str, family_meta: dict) -> dict | None:
+    """The licence of an adapter's base: its local folder's card or provenance, else its Hub card; None if unknown."""
+    card_source = base_dir / "README.md" if base_dir is not None and (base_dir / "README.md").is_file() else None
+    if base_dir is not None and card_source is None:
+        recipe = yaml.safe_load((base_dir / "recipe.yaml").read_text()) if (base_dir / "recipe.yaml").is_file() \
+            else None
+        origin = "converted" if read_conversion(base_dir) else "trained" if recipe else "unspecified"
+        try:
+            return _resolve_license(None, family_meta, origin, recipe)
+        except ValueError:
+            return None
     try:
-        work.mkdir()
-        if source_dir is not None and (source_dir / "preprocessor_config.json").is_file():
-            load_processor(model, str(source_dir)).save_pretrained(work)  # keep the user's processor settings
-        model.to(DTYPES[dtype]).save_pretrained(work)
-        if recipe_text is not None:
-            (work / "recipe.yaml").write_text(recipe_text)
-        if conversion is not None:
-            shutil.copy2(source_dir / PROVENANCE_FILE, work / PROVENANCE_FILE)
-        if eval_dir is not None:
-            (work / "eval").mkdir()
-            for path in [eval_dir / "metrics.json", eval_dir / "report.md", *sorted(eval_dir.glob("*.png"))]:
-                if path.is_file():
-                    shutil.copy2(path, work / "eval" / path.name)
-        weights = {"origin": origin, **(conversion or {})}
-        card = render_card(model, repo_id, weights=weights, license=license_info, dtype=dtype,
-                           recipe={"summary": _recipe_summary(recipe_dict)} if recipe_dict else None,
-                           evaluation=metrics, base_model=base_model)
-        validate_card(card)
-        card.save(work / "README.md")
-        if out.exists():
-            out.rmdir()
-        work.rename(out)
+        license_id = ModelCard.load(card_source or base_model).data.license
+    except Exception:  # no card, or the Hub is unreachable: the uploader must say
+        return None
+    return {"id": license_id} if license_id else None
+
+
+def _stage_adapter(source_dir: Path, repo_id: str, out_dir, *, recipe, evaluation, license, base_model) -> StagedRepo:
+    """Stage a LoRA adapter (saved by `unitok.lora.save_adapter`) with its own card pointing at the base."""
+    from transformers import AutoConfig
+
+    from unitok import AutoTokenizer
+    from unitok.lora import ADAPTER_METADATA, read_adapter_metadata
+
+    from .cards import render_adapter_card
+
+    meta = read_adapter_metadata(source_dir)
+    if meta is None:
+        raise ValueError(f"{source_dir} is not a unitok adapter (no {ADAPTER_METADATA}); save adapters with "
+                         "unitok.lora.save_adapter.")
+    if not (source_dir / ADAPTER_WEIGHTS).is_file():
+        raise ValueError(f"{source_dir} has no weights (expected {ADAPTER_WEIGHTS}).")
+    lora_config = json.loads((source_dir / ADAPTER_CONFIG).read_text())
+    recorded = lora_config.get("base_model_name_or_path")
+    base_dir = Path(recorded) if recorded and Path(recorded).is_dir() else None
+    base_model = base_model or (recorded if base_dir is None else None)
+    if not base_model:
+        raise ValueError(f"The adapter's base is the local folder {recorded}; pass base_model='org/name' "
+                         "(--base-model), the Hub repository of that base, for the card and adapter_config.json.")
+    check_repo_id(base_model)
+    family = family_for(meta["base_model_type"])
+    config = AutoConfig.from_pretrained(str(base_dir) if base_dir is not None else base_model)
+    if config.model_type != meta["base_model_type"]:
+        raise ValueError(f"The adapter was trained for {meta['base_model_type']!r}, its base is {config.model_type!r}.")
+    with torch.device("meta"):  # the base's structure, for the token rate (no weights needed)
+        base = AutoTokenizer.from_config(config)
+    license_info = license if isinstance(license, dict) else {"id": license} if license else \
+        _base_license(base_dir, base_model, family.meta)
+    if license_info is None:
+        raise ValueError(f"Cannot tell the licence of the base {base_model}; pass license=... (--license).")
+    license_info = {"note": None, "name": None, "link": None, **license_info}
+    recipe_text, recipe_dict = _read_recipe(recipe, source_dir)
+    eval_dir, metrics = _read_evaluation(evaluation, source_dir, meta["base_model_type"],
+                                         meta["total_parameters"] / 1e6)
+    out, work = _work_folder(out_dir, repo_id)
+    try:
+        shutil.copy2(source_dir / ADAPTER_WEIGHTS, work / ADAPTER_WEIGHTS)
+        shutil.copy2(source_dir / ADAPTER_METADATA, work / ADAPTER_METADATA)
+        (work / ADAPTER_CONFIG).write_text(json.dumps({**lora_config, "base_model_name_or_path": base_model},
+                                                      indent=2, sort_keys=True) + "\n")
+        card = render_adapter_card(base, repo_id, base_model, adapter=meta, lora_config=lora_config,
+                                   license=license_info, evaluation=metrics,
+                                   recipe={"summary": _recipe_summary(recipe_dict)} if recipe_dict else None)
+        _finish(work, out, card, recipe_text, eval_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return StagedRepo(repo_id, out, model.config.model_type, origin, describe_files(out))
+    return StagedRepo(repo_id, out, meta["base_model_type"], "adapter", describe_files(out))
 
 
 __all__ = ["stage", "StagedRepo", "StagedFile", "check_repo_id", "describe_files", "file_digests"]

@@ -120,3 +120,52 @@ def test_misuse():
         unitok.lora.apply(make_codec(), r=0)
     with pytest.raises(ValueError, match="save_adapter takes a model returned by unitok.lora"):
         unitok.lora.save_adapter(get_peft_model(make_codec(), LoraConfig(r=1, target_modules=["encoder"])), "x")
+
+
+def trained_like_flextok(seed: int = 0):
+    torch.manual_seed(seed)
+    model = unitok.create_model("flextok-tiny").eval()
+    with torch.no_grad():  # open the adaLN-zero gates, as after training, so adapters change the output
+        for param in model.parameters():
+            if not param.any():
+                param.normal_(0, 0.02)
+    return model
+
+
+def random_adapter(base, **kwargs):
+    """LoRA with non-zero B matrices (as after fine-tuning)."""
+    model = unitok.lora.apply(base, r=2, **kwargs)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.05)
+    return model.eval()
+
+
+def test_cli_adapter_and_merge(tmp_path, capsys):
+    from PIL import Image
+
+    from unitok.cli import main
+
+    trained_like_flextok().save_pretrained(tmp_path / "base")
+    adapted = random_adapter(unitok.AutoTokenizer.from_pretrained(tmp_path / "base"))
+    unitok.lora.save_adapter(adapted, tmp_path / "adapter")
+    Image.new("RGB", (64, 64), (200, 30, 90)).save(tmp_path / "in.png")
+    common = ["--model", str(tmp_path / "base"), str(tmp_path / "in.png"), "--steps", "2"]
+    assert main(["reconstruct", *common, "-o", str(tmp_path / "plain.png")]) == 0
+    assert main(["reconstruct", *common, "--adapter", str(tmp_path / "adapter"), "-o", str(tmp_path / "lora.png")]) == 0
+    assert Image.open(tmp_path / "plain.png").tobytes() != Image.open(tmp_path / "lora.png").tobytes()
+
+    assert main(["lora", "merge", str(tmp_path / "base"), str(tmp_path / "adapter"), str(tmp_path / "merged")]) == 0
+    merged = unitok.AutoTokenizer.from_pretrained(tmp_path / "merged").eval()
+    assert (tmp_path / "merged" / "preprocessor_config.json").is_file()
+    codes = torch.randint(0, merged.codebook_size, (1, 16))
+    a = merged.decode(codes, generator=torch.Generator().manual_seed(0), num_inference_steps=2).reconstruction
+    b = adapted.decode(codes, generator=torch.Generator().manual_seed(0), num_inference_steps=2).reconstruction
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+    capsys.readouterr()
+    assert main(["lora", "merge", str(tmp_path / "base"), str(tmp_path / "adapter"), str(tmp_path / "merged")]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert main(["reconstruct", *common, "--adapter", str(tmp_path / "nope"), "-o", str(tmp_path / "x.png")]) == 2
+    assert "Adapter not found" in capsys.readouterr().err

@@ -5,7 +5,8 @@
     unitok decode --model PATH_OR_ID codes.json -o out.png [--steps N --guidance-scale S --seed 0]
     unitok reconstruct --model PATH_OR_ID image.png [...] -o side_by_side.png [--num-tokens K]
     unitok eval --model PATH_OR_ID --data bundled --out eval_out
-    unitok push MODEL_FOLDER ORG/NAME [--eval eval_out] [--dry-run | --to-git PATH]   (see unitok/hub_upload)
+    unitok push MODEL_OR_ADAPTER_FOLDER ORG/NAME [--eval eval_out] [--dry-run | --to-git PATH]   (hub_upload/)
+    unitok lora merge BASE ADAPTER OUT            (`--adapter PATH` on encode/decode/reconstruct/eval adds LoRA)
 
 `--model` takes a folder or Hub repo id with weights, or a variant name from `unitok list` (random weights: the
 output says so). Errors a user can fix (missing file, unreadable image, wrong codes file) exit with status 2 and one
@@ -28,14 +29,22 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-def load_model(name_or_path: str, device: str = "cpu"):
-    """A folder / Hub id with weights, or a registered variant name (random weights, with a warning)."""
+def load_model(name_or_path: str, device: str = "cpu", adapter: str | None = None):
+    """A folder / Hub id with weights, or a registered variant name (random weights, with a warning); with
+    `adapter`, a LoRA adapter (folder or Hub id) loaded on top (`unitok.lora.load_adapter`)."""
     from .evaluation.harness import load_model as load
+    from .lora import load_adapter
 
     try:
-        return load(name_or_path, device)[0]
+        model = load(name_or_path, device)[0]
     except (OSError, ValueError) as error:
         raise CLIError(f"Cannot load model {name_or_path!r}: {error}") from error
+    if adapter is None:
+        return model
+    try:
+        return load_adapter(model, adapter).eval()
+    except (OSError, ValueError) as error:
+        raise CLIError(f"Cannot load adapter {adapter!r} on {name_or_path!r}: {error}") from error
 
 
 def load_preprocessor(model, name_or_path: str):
@@ -93,7 +102,7 @@ def cmd_list(args) -> None:
 
 
 def cmd_encode(args) -> None:
-    model = load_model(args.model, args.device)
+    model = load_model(args.model, args.device, args.adapter)
     _require_image_model(model)
     images = read_images(args.images)
     codes = encode_images(model, load_preprocessor(model, args.model), images, args.num_tokens)
@@ -132,7 +141,7 @@ def save_grid(rows, path: str) -> None:
 
 
 def cmd_decode(args) -> None:
-    model = load_model(args.model, args.device)
+    model = load_model(args.model, args.device, args.adapter)
     _require_image_model(model)
     codes = read_codes(args.codes, model).to(model.device)
     try:
@@ -145,7 +154,7 @@ def cmd_decode(args) -> None:
 
 
 def cmd_reconstruct(args) -> None:
-    model = load_model(args.model, args.device)
+    model = load_model(args.model, args.device, args.adapter)
     _require_image_model(model)
     preprocessor = load_preprocessor(model, args.model)
     images = read_images(args.images)
@@ -169,8 +178,9 @@ def _eval_options(args):
 def cmd_eval(args) -> None:
     from .evaluation.harness import evaluate
 
+    model = load_model(args.model, args.device, args.adapter) if args.adapter else args.model
     try:
-        results = evaluate(args.model, args.data, args.out, _eval_options(args))
+        results = evaluate(model, args.data, args.out, _eval_options(args))
     except (OSError, ValueError) as error:
         raise CLIError(str(error)) from error
     seconds = results["throughput"]["evaluation_seconds_per_item"]
@@ -186,6 +196,35 @@ def cmd_compare(args) -> None:
     except (OSError, ValueError) as error:
         raise CLIError(str(error)) from error
     print(f"wrote {args.out}/comparison.md, comparison.json and rate_distortion.png")
+
+
+def cmd_lora_merge(args) -> None:
+    import shutil
+    import tempfile
+
+    from .evaluation.harness import load_processor
+    from .lora import merge
+
+    output = Path(args.output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise CLIError(f"{output} exists and is not empty; choose a new folder.")
+    model = load_model(args.base, adapter=args.adapter)
+    merged = merge(model)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.incomplete-", dir=output.parent))
+    try:  # the merged folder appears complete or not at all
+        processor = load_processor(merged, args.base)
+        if processor is not None:
+            processor.save_pretrained(work)
+        merged.save_pretrained(work)
+        if output.exists():
+            output.rmdir()
+        work.rename(output)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    print(f"merged {args.adapter} into {args.base} → {output} ({sum(p.numel() for p in merged.parameters()):,} "
+          "parameters)")
 
 
 def cmd_push(args) -> None:
@@ -207,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p):
         p.add_argument("--model", required=True, help="folder, Hub repo id, or variant name (random weights)")
+        p.add_argument("--adapter", default=None, help="LoRA adapter (folder or Hub repo id) on top of --model")
         p.add_argument("-o", "--output", required=True)
         p.add_argument("--device", default="cpu")
 
@@ -248,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate a tokenizer: metrics.json, report.md, figures")
     ev.add_argument("--model", required=True, help="folder, Hub repo id, or variant name (random weights)")
+    ev.add_argument("--adapter", default=None, help="LoRA adapter (folder or Hub repo id) on top of --model")
     evaluation(ev)
     ev.set_defaults(func=cmd_eval)
     cmp = sub.add_parser("compare", help="evaluate several tokenizers on the same data: one table, one plot")
@@ -259,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     push = sub.add_parser("push", help="stage a model as a Hub repository (card, code, eval) and upload it")
     push_arguments(push)
     push.set_defaults(func=cmd_push)
+    lora = sub.add_parser("lora", help="LoRA adapters")
+    lora_sub = lora.add_subparsers(dest="lora_command", required=True)
+    merge = lora_sub.add_parser("merge", help="fold an adapter into its base and save a full model folder")
+    merge.add_argument("base", help="base model: folder or Hub repo id")
+    merge.add_argument("adapter", help="adapter: folder or Hub repo id (unitok.lora.save_adapter)")
+    merge.add_argument("output", help="new folder for the merged model")
+    merge.set_defaults(func=cmd_lora_merge)
     return parser
 
 

@@ -197,6 +197,9 @@ def load_adapter(base, adapter: str | Path, *, is_trainable: bool = False, **hub
     Raises ValueError for an adapter made for another model type or whose targets are absent from `base`."""
     from peft import PeftModel
 
+    text = str(adapter)
+    if not Path(adapter).is_dir() and (Path(text).is_absolute() or text.startswith(".") or text.count("/") != 1):
+        raise ValueError(f"Adapter not found: {adapter} (expected an adapter folder or a Hub repo id 'org/name').")
     meta = read_adapter_metadata(adapter, **hub_kwargs)
     model_type = base.config.model_type
     if meta is not None and meta.get("base_model_type") != model_type:

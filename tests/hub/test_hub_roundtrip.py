@@ -147,3 +147,44 @@ def test_republishing_is_idempotent_and_main_is_protected(hub_server, tmp_path):
     for sha, expected in ((result.commit, first), (replaced.commit, second), (branch.commit, second)):
         served = transformers.AutoModel.from_pretrained(repo, revision=sha).eval()
         assert torch.equal(served.encode(x).codes, expected.encode(x).codes), sha
+
+
+def test_lora_adapter_round_trip_through_the_hub(hub_server, tmp_path):
+    """A base and a LoRA adapter published separately; the adapter loads by repo id onto the base (unitok and plain
+    PEFT on remote code, as the adapter card's snippets show) and reproduces the in-memory outputs."""
+    base_repo, adapter_repo = "org/flextok-tiny-base", "org/flextok-tiny-lora"
+    torch.manual_seed(0)
+    base = unitok.create_model("flextok-tiny").eval()
+    with torch.no_grad():  # open the adaLN-zero gates so the adapter changes outputs
+        for param in base.parameters():
+            if not param.any():
+                param.normal_(0, 0.02)
+    base_sha = push(stage(base, base_repo, tmp_path / "base", random_weights=True),
+                    transport=GitTransport(hub_server.repo_path(base_repo))).commit
+    adapted = unitok.lora.apply(transformers.AutoModel.from_pretrained(base_repo, revision=base_sha), r=2,
+                                base_model_name_or_path=base_repo)
+    with torch.no_grad():
+        for name, param in adapted.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.05)
+    staged = stage(adapted.eval(), adapter_repo, tmp_path / "adapter")  # licence read from the base's Hub card
+    assert ModelCard.load(staged.folder / "README.md").data.license == "apache-2.0"
+    adapter_sha = push(staged, transport=GitTransport(hub_server.repo_path(adapter_repo))).commit
+
+    codes = torch.randint(0, base.codebook_size, (2, 12))
+    expected = adapted.decode(codes, generator=torch.Generator().manual_seed(0), num_inference_steps=2).reconstruction
+    loaded = unitok.lora.load_adapter(unitok.AutoTokenizer.from_pretrained(base_repo, revision=base_sha), adapter_repo,
+                                      revision=adapter_sha).eval()
+    out = loaded.decode(codes, generator=torch.Generator().manual_seed(0), num_inference_steps=2).reconstruction
+    assert torch.equal(out, expected)
+
+    snippets = re.findall(r"```python\n(.*?)```", (staged.folder / "README.md").read_text(), re.S)
+    assert len(snippets) == 2 and "PeftModel.from_pretrained" in snippets[1]
+    Image.fromarray(((sample_image(64)[0].permute(1, 2, 0) + 1) * 127.5).byte().numpy()).save(tmp_path / "image.png")
+    for snippet, block in zip(snippets, (False, True)):
+        pinned = snippet.replace(f'"{base_repo}"', f'"{base_repo}", revision="{base_sha}"').replace(
+            f'"{adapter_repo}"', f'"{adapter_repo}", revision="{adapter_sha}"')
+        result = run_python(pinned, tmp_path, block_unitok=block)
+        assert result.returncode == 0, (snippet, result.stderr[-3000:])
+        assert Image.open(tmp_path / "reconstruction.png").size == (64, 64)
+        (tmp_path / "reconstruction.png").unlink()

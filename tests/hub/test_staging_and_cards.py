@@ -192,3 +192,30 @@ def test_card_validation_catches_broken_metadata():
         validate_card(good.replace("license: mit", "license: other"))
     with pytest.raises(ValueError, match="library_name"):
         validate_card(good.replace("library_name: transformers", "library_name: timm"))
+
+
+def test_adapters_stage_with_their_own_card(saved_model, tmp_path):
+    model, folder = saved_model
+    source = copy_of(folder, tmp_path)  # the base, a local folder
+    adapter = unitok.lora.apply(unitok.AutoTokenizer.from_pretrained(source), r=2)
+    unitok.lora.save_adapter(adapter, tmp_path / "adapter")
+    with pytest.raises(ValueError, match="base is the local folder .*--base-model"):
+        stage(tmp_path / "adapter", "org/flextok-tiny-lora", tmp_path / "st0")
+    with pytest.raises(ValueError, match="Cannot tell the licence of the base org/flextok-tiny"):
+        stage(tmp_path / "adapter", "org/flextok-tiny-lora", tmp_path / "st0", base_model="org/flextok-tiny")
+    record_conversion(source, source / "model.safetensors", converter="test")  # the base: converted official weights
+    staged = stage(tmp_path / "adapter", "org/flextok-tiny-lora", tmp_path / "st", base_model="org/flextok-tiny")
+    assert staged.weights_origin == "adapter"
+    assert {f.path for f in staged.files} == {"adapter_config.json", "adapter_model.safetensors",
+                                              "unitok_adapter.json", "README.md"}
+    config = json.loads((staged.folder / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "org/flextok-tiny"
+    card = validate_card(ModelCard.load(staged.folder / "README.md"))
+    assert card.data.library_name == "peft" and card.data.base_model == "org/flextok-tiny"
+    assert card.data.license == "apple-amlr" and {"lora", "unitok", "arxiv:2502.13967"} <= set(card.data.tags)
+    assert "Codes are unchanged" in card.text and 'unitok.lora.load_adapter(base, "org/flextok-tiny-lora")' in card.text
+    trainable = json.loads((staged.folder / "unitok_adapter.json").read_text())["trainable_parameters"]
+    assert f"{trainable:,} trainable parameters" in card.text
+    with pytest.raises(ValueError, match="not a unitok adapter"):
+        (tmp_path / "adapter" / "unitok_adapter.json").unlink()
+        stage(tmp_path / "adapter", "org/x", tmp_path / "st2", base_model="org/flextok-tiny", license="mit")
