@@ -97,7 +97,11 @@ def _load_model_folder(folder: Path):
     from unitok.auto import _TOKENIZERS
 
     if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder (expected a saved model: config.json + model.safetensors).")
+        from unitok import list_models
+
+        hint = " To publish a variant with random weights, pass --random-weights." if str(folder) in list_models() \
+            else ""
+        raise ValueError(f"{folder} is not a folder (expected a saved model: config.json + model.safetensors).{hint}")
     if not (folder / "config.json").is_file():
         raise ValueError(f"{folder} has no config.json: not a saved model folder.")
     model_type = json.loads((folder / "config.json").read_text()).get("model_type")
