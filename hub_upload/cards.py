@@ -113,24 +113,27 @@ def card_data(model, family: Family, license: dict, metrics: dict | None, repo_i
                          eval_results=eval_results(metrics) if metrics else None, **extra)
 
 
-def _usage(repo_id: str, base_model: str | None = None, remote_code: bool = True) -> dict:
+PROCESSOR_CLASSES = {"image": "AutoImageProcessor"}  # others load with AutoProcessor
+
+
+def _usage(repo_id: str, modality: str, base_model: str | None = None, remote_code: bool = True) -> dict:
     """The loading lines of the card's usage snippets (the rest of each snippet is per modality)."""
+    auto = PROCESSOR_CLASSES.get(modality, "AutoProcessor")
+    source = base_model or repo_id  # the processor lives with the base model
     if base_model is None:
-        return {"installed": f'model = unitok.AutoTokenizer.from_pretrained("{repo_id}").eval()\n'
-                             f'processor = AutoImageProcessor.from_pretrained("{repo_id}")',
-                "remote_imports": "from transformers import AutoImageProcessor, AutoModel",
-                "remote": f'model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True).eval()\n'
-                          f'processor = AutoImageProcessor.from_pretrained("{repo_id}", trust_remote_code=True)',
-                "remote_where": "this repository"}
-    installed = (f'base = unitok.AutoTokenizer.from_pretrained("{base_model}")\n'
-                 f'model = unitok.lora.load_adapter(base, "{repo_id}").eval()\n'
-                 f'processor = AutoImageProcessor.from_pretrained("{base_model}")')
-    remote = (f'base = AutoModel.from_pretrained("{base_model}", trust_remote_code=True)\n'
-              f'model = PeftModel.from_pretrained(base, "{repo_id}").eval()\n'
-              f'processor = AutoImageProcessor.from_pretrained("{base_model}", trust_remote_code=True)')
-    return {"installed": installed, "remote": remote if remote_code else None,
-            "remote_imports": "from peft import PeftModel\nfrom transformers import AutoImageProcessor, AutoModel",
-            "remote_where": "the base repository"}
+        installed = f'model = unitok.AutoTokenizer.from_pretrained("{repo_id}").eval()'
+        remote = f'model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True).eval()'
+        imports = f"from transformers import {auto}, AutoModel"
+    else:
+        installed = (f'base = unitok.AutoTokenizer.from_pretrained("{base_model}")\n'
+                     f'model = unitok.lora.load_adapter(base, "{repo_id}").eval()')
+        remote = (f'base = AutoModel.from_pretrained("{base_model}", trust_remote_code=True)\n'
+                  f'model = PeftModel.from_pretrained(base, "{repo_id}").eval()')
+        imports = f"from peft import PeftModel\nfrom transformers import {auto}, AutoModel"
+    return {"installed": f'{installed}\nprocessor = {auto}.from_pretrained("{source}")',
+            "remote": f'{remote}\nprocessor = {auto}.from_pretrained("{source}", trust_remote_code=True)'
+            if remote_code else None,
+            "remote_imports": imports, "remote_where": "the base repository" if base_model else "this repository"}
 
 
 def _render(template: str, model, family: Family, data: ModelCardData, *, limitations: list[str],
@@ -175,7 +178,7 @@ def render_card(model, repo_id: str, *, weights: dict, license: dict, dtype: str
     return _render(f"{family.folder.name}/card.md.j2", model, family,
                    card_data(model, family, license, evaluation, repo_id, base_model), limitations=limitations,
                    evaluation=evaluation, repo_id=repo_id, parameters=f"{parameters / 1e6:,.2f} M", dtype=dtype,
-                   weights=weights, license=license, recipe=recipe, usage=_usage(repo_id))
+                   weights=weights, license=license, recipe=recipe, usage=_usage(repo_id, model.modality))
 
 
 def render_adapter_card(base, repo_id: str, base_model: str, *, adapter: dict, lora_config: dict, license: dict,
@@ -186,7 +189,8 @@ def render_adapter_card(base, repo_id: str, base_model: str, *, adapter: dict, l
                    card_data(base, family, license, evaluation, repo_id, base_model, adapter=True),
                    limitations=list(family.meta.get("limitations", [])), evaluation=evaluation, repo_id=repo_id,
                    base_model=base_model, adapter=adapter, lora=lora_config, license=license, recipe=recipe,
-                   usage=_usage(repo_id, base_model, remote_code=not adapter.get("folded_weight_norm")))
+                   usage=_usage(repo_id, base.modality, base_model,
+                                remote_code=not adapter.get("folded_weight_norm")))
 
 
 def validate_card(card: ModelCard | str) -> ModelCard:

@@ -31,6 +31,14 @@ class TokenizerTesterMixin:
         """(description, encode kwargs) that must raise ValueError."""
         raise NotImplementedError
 
+    def decode_conditioning(self, inputs: dict) -> dict:
+        """Decode keyword arguments that come with a batch of inputs (e.g. the transcripts of speech); they are
+        sliced with the inputs in the batch-equivalence test."""
+        return {}
+
+    def decoding(self, inputs: dict) -> dict:
+        return {**self.decode_kwargs, **self.decode_conditioning(inputs)}
+
     def bad_codes(self, good_codes: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
         size = self.make_model().codebook_size
         return [
@@ -71,13 +79,14 @@ class TokenizerTesterMixin:
 
     def test_output_types_and_shapes(self):
         model = self.make_model()
-        encoded = self.encode(model, self.make_inputs(2))
+        inputs = self.make_inputs(2)
+        encoded = self.encode(model, inputs)
         assert isinstance(encoded, TokenizerEncoderOutput)
         assert encoded.codes is not None or encoded.latents is not None
         if encoded.codes is not None:
             assert encoded.codes.dtype == torch.long and encoded.codes.shape[0] == 2
             assert 0 <= encoded.codes.min() and encoded.codes.max() < model.codebook_size
-        decoded = model.decode(encoded.codes, generator=torch.Generator().manual_seed(0), **self.decode_kwargs)
+        decoded = model.decode(encoded.codes, generator=torch.Generator().manual_seed(0), **self.decoding(inputs))
         assert isinstance(decoded, TokenizerDecoderOutput)
         assert decoded.reconstruction.shape[0] == 2 and torch.isfinite(decoded.reconstruction).all()
         model.train()
@@ -90,7 +99,7 @@ class TokenizerTesterMixin:
         model = self.make_model()
         inputs = self.make_inputs(2)
         codes = self.encode(model, inputs).codes
-        reference = decode_with_seed(model, codes, 3, **self.decode_kwargs)
+        reference = decode_with_seed(model, codes, 3, **self.decoding(inputs))
         model.save_pretrained(tmp_path)
         assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
         config = transformers.AutoConfig.from_pretrained(tmp_path)
@@ -103,7 +112,7 @@ class TokenizerTesterMixin:
             assert all(torch.equal(state[k], loaded_state[k]) for k in state)
             assert all(torch.equal(a, b) for a, b in zip(model.buffers(), loaded.buffers()))
             assert torch.equal(self.encode(loaded, inputs).codes, codes)
-            assert torch.equal(decode_with_seed(loaded, codes, 3, **self.decode_kwargs), reference)
+            assert torch.equal(decode_with_seed(loaded, codes, 3, **self.decoding(inputs)), reference)
 
     def test_hub_round_trip(self, hub_server, tmp_path):
         """Published with `unitok.hub_upload` (git transport) into a local Hub server, then loaded by repo id with
@@ -116,14 +125,14 @@ class TokenizerTesterMixin:
         sha = push(staged, transport=GitTransport(hub_server.repo_path(repo))).commit
         inputs = self.make_inputs(2)
         expected = self.encode(model, inputs)
-        reference = decode_with_seed(model, expected.codes, 0, **self.decode_kwargs)
+        reference = decode_with_seed(model, expected.codes, 0, **self.decoding(inputs))
         auto_class = transformers.AutoModelForAudioTokenization if model.modality == "audio" else transformers.AutoModel
         for loaded in (auto_class.from_pretrained(repo, revision=sha), unitok.AutoTokenizer.from_pretrained(
                 repo, revision=sha)):
             assert type(loaded) is type(model)
             encoded = self.encode(loaded.eval(), inputs)
             assert torch.equal(encoded.codes, expected.codes)
-            assert torch.equal(decode_with_seed(loaded, encoded.codes, 0, **self.decode_kwargs), reference)
+            assert torch.equal(decode_with_seed(loaded, encoded.codes, 0, **self.decoding(inputs)), reference)
         if model.build_preprocessor() is not None:
             processor = transformers.AutoProcessor.from_pretrained(repo, revision=sha)
             assert type(processor) is type(model.build_preprocessor())
@@ -134,9 +143,9 @@ class TokenizerTesterMixin:
         base = self.make_trained_like_model()
         inputs = self.make_inputs(2)
         codes = self.encode(base, inputs).codes
-        reference = decode_with_seed(base, codes, 0, **self.decode_kwargs)
+        reference = decode_with_seed(base, codes, 0, **self.decoding(inputs))
         model = unitok.lora.apply(self.make_trained_like_model(), r=4, base_model_name_or_path=f"org/{self.variant}")
-        assert torch.equal(decode_with_seed(model, codes, 0, **self.decode_kwargs), reference)
+        assert torch.equal(decode_with_seed(model, codes, 0, **self.decoding(inputs)), reference)
         trainable, total = unitok.lora.trainable_parameters(model)
         names = [n for n, p in model.named_parameters() if p.requires_grad]
         assert names and all(".lora_A." in n or ".lora_B." in n for n in names), names[:5]
@@ -156,7 +165,7 @@ class TokenizerTesterMixin:
         assert loss().item() < initial, (initial, loss().item())
         model.eval()
         assert torch.equal(self.encode(model, inputs).codes, codes)  # decoder-only: the code space is unchanged
-        adapted = decode_with_seed(model, codes, 0, **self.decode_kwargs)
+        adapted = decode_with_seed(model, codes, 0, **self.decoding(inputs))
         assert not torch.equal(adapted, reference)
 
         unitok.lora.save_adapter(model, tmp_path / "adapter")
@@ -164,14 +173,14 @@ class TokenizerTesterMixin:
             "base_model_name_or_path"] == f"org/{self.variant}"
         assert json.loads((tmp_path / "adapter" / "unitok_adapter.json").read_text())["changes_codes"] is False
         loaded = unitok.lora.load_adapter(self.make_trained_like_model(), tmp_path / "adapter").eval()
-        assert torch.equal(decode_with_seed(loaded, codes, 0, **self.decode_kwargs), adapted)
+        assert torch.equal(decode_with_seed(loaded, codes, 0, **self.decoding(inputs)), adapted)
         merged = unitok.lora.merge(loaded)
         assert type(merged) is type(base)
-        torch.testing.assert_close(decode_with_seed(merged, codes, 0, **self.decode_kwargs), adapted,
+        torch.testing.assert_close(decode_with_seed(merged, codes, 0, **self.decoding(inputs)), adapted,
                                    atol=1e-4, rtol=1e-4)
         merged.save_pretrained(tmp_path / "merged")
         reloaded = unitok.AutoTokenizer.from_pretrained(tmp_path / "merged").eval()
-        torch.testing.assert_close(decode_with_seed(reloaded, codes, 0, **self.decode_kwargs), adapted,
+        torch.testing.assert_close(decode_with_seed(reloaded, codes, 0, **self.decoding(inputs)), adapted,
                                    atol=1e-4, rtol=1e-4)
 
     def test_lora_presets_and_bad_targets(self):
@@ -208,8 +217,8 @@ class TokenizerTesterMixin:
         inputs = self.make_inputs(2)
         first, second = self.encode(model, inputs), self.encode(model, inputs)
         assert torch.equal(first.codes, second.codes)
-        a = decode_with_seed(model, first.codes, 7, **self.decode_kwargs)
-        b = decode_with_seed(model, first.codes, 7, **self.decode_kwargs)
+        a = decode_with_seed(model, first.codes, 7, **self.decoding(inputs))
+        b = decode_with_seed(model, first.codes, 7, **self.decoding(inputs))
         assert torch.equal(a, b)
 
     def test_batch_equivalence(self):
@@ -220,9 +229,10 @@ class TokenizerTesterMixin:
             alone = self.encode(model, {k: v[i : i + 1] for k, v in inputs.items()}).codes
             assert torch.equal(alone, batched[i : i + 1])
         generators = [torch.Generator().manual_seed(10 + i) for i in range(3)]
-        together = model.decode(batched, generator=generators, **self.decode_kwargs).reconstruction
+        together = model.decode(batched, generator=generators, **self.decoding(inputs)).reconstruction
         for i in range(3):
-            alone = decode_with_seed(model, batched[i : i + 1], 10 + i, **self.decode_kwargs)
+            alone = decode_with_seed(model, batched[i : i + 1], 10 + i,
+                                     **self.decoding({k: v[i : i + 1] for k, v in inputs.items()}))
             torch.testing.assert_close(alone, together[i : i + 1], atol=1e-4, rtol=1e-4)
 
     def test_training_lowers_loss_on_a_fixed_batch(self):
@@ -279,7 +289,8 @@ class TokenizerTesterMixin:
                 model.encode(**kwargs)
             with pytest.raises(ValueError):
                 model(**kwargs)
-        codes = self.encode(model, self.make_inputs(1)).codes
+        inputs = self.make_inputs(1)
+        codes = self.encode(model, inputs).codes
         for description, codes_bad in self.bad_codes(codes):
             with pytest.raises(ValueError):
-                model.decode(codes_bad, **self.decode_kwargs)
+                model.decode(codes_bad, **self.decoding(inputs))

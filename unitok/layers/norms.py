@@ -22,6 +22,28 @@ class Fp32RMSNorm(nn.RMSNorm):
         return F.rms_norm(x.float(), self.normalized_shape, weight, self.eps).to(x.dtype)
 
 
+class AdaptiveRMSNorm(nn.Module):
+    """Parameter-free RMSNorm whose per-channel gain is predicted from a condition (scale-only adaLN; TaDiCodec's
+    LLaMA-NAR blocks): `rms_norm(x) * to_weight(cond)`, with `to_weight` initialised to weight 0, bias 1 so that
+    it starts as a plain RMSNorm (the owning model's `_init_weights` applies that init).
+
+    Args:
+        dim: normalised width. cond_dim: width of the condition, `(batch, cond_dim)` or `(batch, length, cond_dim)`.
+    """
+
+    def __init__(self, dim: int, cond_dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.to_weight = nn.Linear(cond_dim, dim)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
+        weight = self.to_weight(cond)
+        if weight.ndim == 2:
+            weight = weight.unsqueeze(1)
+        return (weight.float() * normed).to(x.dtype)
+
+
 def make_norm(kind: str | None, dim: int, *, affine: bool = True, eps: float = 1e-6) -> nn.Module:
     """`"layernorm"`, `"rmsnorm"` or None (identity)."""
     if kind is None:
@@ -33,4 +55,4 @@ def make_norm(kind: str | None, dim: int, *, affine: bool = True, eps: float = 1
     raise ValueError(f"Unknown norm {kind!r}; expected 'layernorm', 'rmsnorm' or None.")
 
 
-__all__ = ["Fp32LayerNorm", "Fp32RMSNorm", "make_norm"]
+__all__ = ["Fp32LayerNorm", "Fp32RMSNorm", "AdaptiveRMSNorm", "make_norm"]
