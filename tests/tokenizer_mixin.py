@@ -114,6 +114,62 @@ class TokenizerTesterMixin:
             assert torch.equal(self.encode(loaded, inputs).codes, codes)
             assert torch.equal(decode_with_seed(loaded, codes, 3, **self.decoding(inputs)), reference)
 
+    def test_remote_code_without_unitok(self, tmp_path):
+        """`save_pretrained` output loads with `trust_remote_code=True` in a process where unitok cannot be imported
+        and gives identical codes and reconstructions; the remote code saves itself again."""
+        from safetensors.torch import load_file, save_file
+
+        from tests.isolation import run_python
+
+        model = self.make_model()
+        folder = tmp_path / "model"
+        model.save_pretrained(folder)
+        config = json.loads((folder / "config.json").read_text())
+        assert set(config["auto_map"]) >= {"AutoConfig", "AutoModel"}
+        for file in folder.glob("*.py"):
+            source = file.read_text()
+            assert "import unitok" not in source and "from unitok" not in source and "from .." not in source, file
+        inputs = self.make_inputs(2)
+        codes = self.encode(model, inputs).codes
+        reference = decode_with_seed(model, codes, 0, **self.decoding(inputs))
+        conditioning = self.decode_conditioning(inputs)
+        save_file({**{f"in.{k}": v.clone() for k, v in inputs.items()},
+                   **{f"cond.{k}": v.clone() for k, v in conditioning.items()}}, tmp_path / "inputs.safetensors")
+        result = run_python(f"""
+            import json, torch, transformers
+            from safetensors.torch import load_file, save_file
+            try:
+                import unitok
+                raise SystemExit("unitok should not be importable here")
+            except ImportError:
+                pass
+            try:
+                transformers.AutoModel.from_pretrained("{folder}")
+                raise SystemExit("loading without trust_remote_code should fail")
+            except ValueError:
+                pass
+            model = transformers.AutoModel.from_pretrained("{folder}", trust_remote_code=True).eval()
+            assert "transformers_modules" in type(model).__module__, type(model).__module__
+            processor = transformers.AutoProcessor.from_pretrained("{folder}", trust_remote_code=True)
+            tensors = load_file("inputs.safetensors")
+            inputs = {{k[3:]: v for k, v in tensors.items() if k.startswith("in.")}}
+            conditioning = {{k[5:]: v for k, v in tensors.items() if k.startswith("cond.")}}
+            with torch.no_grad():
+                codes = model.encode(**inputs).codes
+            kwargs = json.loads('{json.dumps(self.decode_kwargs)}')
+            rec = model.decode(codes, generator=torch.Generator().manual_seed(0), **kwargs, **conditioning)
+            rec = rec.reconstruction
+            save_file({{"codes": codes, "reconstruction": rec}}, "outputs.safetensors")
+            model.save_pretrained("resaved")  # remote code can save itself again
+            print(type(processor).__name__)
+        """, tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.strip().endswith(type(model.build_preprocessor()).__name__), result.stdout[-500:]
+        outputs = load_file(tmp_path / "outputs.safetensors")
+        assert torch.equal(outputs["codes"], codes)
+        assert torch.equal(outputs["reconstruction"], reference)
+        assert sorted(p.name for p in (tmp_path / "resaved").iterdir()) == sorted(p.name for p in folder.iterdir())
+
     def test_hub_round_trip(self, hub_server, tmp_path):
         """Published with `unitok.hub_upload` (git transport) into a local Hub server, then loaded by repo id with
         transformers' Auto classes and `unitok.AutoTokenizer`: identical codes and reconstructions."""

@@ -8,9 +8,6 @@ olah answers a missing optional file at a branch name with 401 (see local-hub.md
 
 import os
 import re
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -20,29 +17,12 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import unitok
+from tests.isolation import run_python
 from unitok.evaluation import harness
 from unitok.evaluation.common import EvalOptions
 from unitok.hub_upload import GitTransport, PublishError, push, stage, validate_card
 
 REPO = "org/flextok-tiny"
-BLOCK_UNITOK = """
-import sys
-class _BlockUnitok:
-    def find_spec(self, name, path=None, target=None):
-        if name == "unitok" or name.startswith("unitok."):
-            raise ImportError("unitok is deliberately unimportable in this test")
-sys.meta_path.insert(0, _BlockUnitok())
-"""
-
-
-def run_python(code: str, cwd, *, block_unitok: bool) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_MODULES_CACHE": str(cwd / "modules"), "HF_HUB_CACHE": str(cwd / "hub-cache"),
-           "PYTHONPATH": "", "TRANSFORMERS_VERBOSITY": "error"}
-    source = (BLOCK_UNITOK if block_unitok else "") + textwrap.dedent(code)
-    return subprocess.run([sys.executable, "-c", source], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
-
-
 def sample_image(size: int) -> torch.Tensor:
     x = torch.linspace(-1, 1, size)
     return torch.stack([x[None, :].expand(size, size), x[:, None].expand(size, size), x.outer(x)])[None]
