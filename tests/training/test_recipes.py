@@ -225,3 +225,31 @@ def test_tokenizer_stage_with_repa_alignment(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "loss_history.jsonl").read_text().splitlines()]
     assert -0.5 <= rows[-1]["repa_loss"] <= 0.5 and rows[-1]["loss"] != rows[-1]["flow_loss"]
     assert (latest_checkpoint(tmp_path / "checkpoints") / "model_1.safetensors").exists()
+
+
+def test_tadicodec_recipe_trains_on_speech_with_transcripts_in_dynamic_batches(tmp_path):
+    config = load_config(RECIPES / "configs" / "tadicodec" / "tiny.yaml",
+                         ["data.source=fixtures", "data.holdout=0", "train.steps=3", f"train.output_dir={tmp_path}",
+                          "train.tracker=null", "train.progress=false", "train.log_every=1", "optim.warmup_steps=2"])
+    export = train(config)
+    assert sorted(losses(tmp_path)) == [1, 2, 3]
+    model = unitok.AutoTokenizer.from_pretrained(export)
+    assert type(model).__name__ == "TaDiCodecModel"
+    assert transformers.AutoProcessor.from_pretrained(export).tokenizer is not None  # the transcript tokenizer
+
+
+def test_dynamic_batches_bound_padded_frames_and_reshuffle_per_epoch():
+    from unitok.training.data import DynamicBatches
+
+    lengths = [50, 400, 120, 90, 300, 60, 410, 100]
+    sampler = DynamicBatches(lengths, max_units=600, max_items=3, seed=0)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 3 and max(lengths[i] for i in batch) * len(batch) <= 600
+    sampler.set_epoch(1)
+    assert sorted(map(tuple, sampler)) == sorted(map(tuple, batches)) and len(sampler) == len(batches)
+    again = DynamicBatches(lengths, max_units=600, max_items=3, seed=0)
+    assert list(again) == batches  # deterministic for (seed, epoch)
+    with pytest.raises(ValueError, match="longer than max_units"):
+        DynamicBatches([700], max_units=600, max_items=3, seed=0)

@@ -85,6 +85,9 @@ def evaluate_speech(model, processor, items: list[SpeechItem], options: EvalOpti
             kwargs["num_inference_steps"] = options.num_inference_steps
         if "text" in decode_parameters:
             kwargs["text"] = [item.transcript for item in batch]
+        for name in ("lengths", "audio_lengths"):  # per-item valid lengths of a padded batch, when decode takes them
+            if name in decode_parameters and getattr(encoded, name, None) is not None:
+                kwargs[name] = getattr(encoded, name)
         with torch.no_grad(), decode_clock.time(len(batch), options.device):
             decoded = model.decode(encoded.codes, **kwargs) if encoded.codes is not None else \
                 model.decode(latents=encoded.latents, **kwargs)

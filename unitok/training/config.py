@@ -29,6 +29,8 @@ class DataConfig:
     holdout: int = 2  # items kept out of training (validation, the demo's held-out reconstructions)
     augment: bool = True  # images: random resized crop + horizontal flip (deterministic per seed/epoch/item)
     num_workers: int = 0
+    max_frames_per_batch: int | None = None  # speech: dynamic length-grouped batches of at most this many padded
+    max_items_per_batch: int = 40  # frames (model hop) and items per process, instead of train.batch_size
 
 
 @dataclass
@@ -37,7 +39,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.99)
     warmup_steps: int = 0
-    schedule: str = "cosine"  # cosine | constant | linear
+    schedule: str = "cosine"  # cosine | constant | linear | inverse_sqrt (warm-up, then lr·sqrt(warmup/step))
     grad_clip: float = 1.0  # 0 disables clipping
     grad_accum: int = 1
 
@@ -202,7 +204,7 @@ def validate(config: RunConfig) -> None:
     if model.pretrained is not None and not Path(model.pretrained).exists() and "/" not in model.pretrained:
         raise ConfigError(f"model.pretrained: {model.pretrained!r} is neither a folder nor a Hub repo id")
     choices = {"data.kind": (config.data.kind, ("images", "speech")),
-               "optim.schedule": (config.optim.schedule, ("cosine", "constant", "linear")),
+               "optim.schedule": (config.optim.schedule, ("cosine", "constant", "linear", "inverse_sqrt")),
                "train.mixed_precision": (config.train.mixed_precision, ("no", "bf16", "fp16")),
                "train.tracker": (config.train.tracker, ("tensorboard", None)),
                "losses.gan_loss": (config.losses.gan_loss, ("hinge", "vanilla")),
@@ -216,6 +218,10 @@ def validate(config: RunConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key} must be >= 1, got {value}")
+    if config.data.max_frames_per_batch is not None and config.data.kind != "speech":
+        raise ConfigError("data.max_frames_per_batch (dynamic batching) is for data.kind: speech")
+    if config.optim.schedule == "inverse_sqrt" and config.optim.warmup_steps < 1:
+        raise ConfigError("optim.schedule inverse_sqrt needs optim.warmup_steps >= 1")
     if config.lora.enabled:
         if model.pretrained is None:
             raise ConfigError("lora: LoRA fine-tunes a pretrained checkpoint; set model.pretrained (not model.name)")

@@ -96,8 +96,49 @@ class SpeechDataset(Dataset):
         waves = [torchaudio.functional.resample(item.waveform, item.sample_rate, rate).numpy().astype(np.float32)
                  for item in batch]
         features = dict(self.processor(waves, sampling_rate=rate, return_tensors="pt", padding=True))
-        features["text"] = [item.transcript for item in batch]
+        transcripts = [item.transcript for item in batch]
+        if getattr(self.processor, "tokenizer", None) is not None:  # text-aware codecs train on the token ids
+            features.update(self.processor(text=transcripts, return_tensors="pt"))
+        else:
+            features["text"] = transcripts
         return features
+
+    def lengths(self) -> list[int]:
+        """Samples per utterance at the processor's rate (for length-grouped dynamic batches)."""
+        rate = self.processor.sampling_rate
+        return [math.ceil(item.waveform.shape[-1] * rate / item.sample_rate) for item in self.items]
+
+
+class DynamicBatches(Sampler):
+    """Length-grouped batches bounded by a padded size (as the released TaDiCodec trainer batches by total frames):
+    items sorted by length are packed while `longest · count <= max_units` and `count <= max_items`; the batches
+    are fixed, their order is shuffled per (seed, epoch). Units are the caller's (e.g. mel frames)."""
+
+    def __init__(self, lengths: list[int], max_units: int, max_items: int, seed: int):
+        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+        self.batches, current = [], []
+        for index in order:
+            longest = max([lengths[i] for i in current] + [lengths[index]])
+            if current and (longest * (len(current) + 1) > max_units or len(current) >= max_items):
+                self.batches.append(current)
+                current = []
+            current.append(index)
+        if current:
+            self.batches.append(current)
+        too_long = [b for b in self.batches if len(b) == 1 and lengths[b[0]] > max_units]
+        if too_long:
+            raise ValueError(f"{len(too_long)} items are longer than max_units={max_units} on their own.")
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter([self.batches[i] for i in torch.randperm(len(self.batches), generator=generator).tolist()])
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def build_dataset(kind: str, source: str, processor, holdout: int, augment: bool, seed: int):
@@ -120,12 +161,23 @@ def build_dataset(kind: str, source: str, processor, holdout: int, augment: bool
     raise ValueError(f"Unknown data.kind {kind!r}.")
 
 
-def build_loader(dataset, batch_size: int, seed: int, num_workers: int = 0) -> DataLoader:
+def build_loader(dataset, batch_size: int, seed: int, num_workers: int = 0, max_frames: int | None = None,
+                 max_items: int = 40, hop_length: int | None = None) -> DataLoader:
+    """Fixed-size shuffled batches, or (speech, `max_frames` set) length-grouped dynamic batches of at most
+    `max_frames` padded frames of `hop_length` samples and `max_items` utterances."""
     collate = getattr(dataset, "collate", None)
     # The loader gets its own generator: creating an iterator draws a worker base seed from it, and drawing from
     # the global RNG instead would shift every later random number of a resumed run.
+    generator = torch.Generator().manual_seed(seed)
+    if max_frames is not None:
+        if not hasattr(dataset, "lengths") or not hop_length:
+            raise ValueError("Dynamic batching (data.max_frames_per_batch) needs a speech dataset and a model with a "
+                             "hop_length.")
+        frames = [math.ceil(n / hop_length) for n in dataset.lengths()]
+        return DataLoader(dataset, batch_sampler=DynamicBatches(frames, max_frames, max_items, seed),
+                          num_workers=num_workers, collate_fn=collate, generator=generator)
     return DataLoader(dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed), drop_last=True,
-                      num_workers=num_workers, collate_fn=collate, generator=torch.Generator().manual_seed(seed))
+                      num_workers=num_workers, collate_fn=collate, generator=generator)
 
 
-__all__ = ["EpochShuffle", "ImageDataset", "SpeechDataset", "build_dataset", "build_loader"]
+__all__ = ["EpochShuffle", "DynamicBatches", "ImageDataset", "SpeechDataset", "build_dataset", "build_loader"]

@@ -100,9 +100,15 @@ def train(config: RunConfig) -> Path:
     optimizer = torch.optim.AdamW(optimised, lr=config.optim.lr, betas=config.optim.betas,
                                   weight_decay=config.optim.weight_decay)
     # Accelerate steps a prepared scheduler once per process per optimiser step, hence the scaling.
-    scheduler = get_scheduler(config.optim.schedule, optimizer,
-                              num_warmup_steps=config.optim.warmup_steps * accelerator.num_processes,
-                              num_training_steps=run.steps * accelerator.num_processes)
+    if config.optim.schedule == "inverse_sqrt":  # the released TaDiCodec schedule (not in diffusers)
+        from transformers.optimization import get_inverse_sqrt_schedule
+
+        scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=config.optim.warmup_steps *
+                                              accelerator.num_processes)
+    else:
+        scheduler = get_scheduler(config.optim.schedule, optimizer,
+                                  num_warmup_steps=config.optim.warmup_steps * accelerator.num_processes,
+                                  num_training_steps=run.steps * accelerator.num_processes)
     ema = None
     if run.ema_decay > 0:
         ema = EMAModel(trainable, decay=run.ema_decay)
@@ -111,7 +117,9 @@ def train(config: RunConfig) -> Path:
     # --- data --------------------------------------------------------------------------------------------------
     dataset, heldout = build_dataset(config.data.kind, config.data.source, processor, config.data.holdout,
                                      config.data.augment, run.seed)
-    loader = build_loader(dataset, run.batch_size, run.seed, config.data.num_workers)
+    loader = build_loader(dataset, run.batch_size, run.seed, config.data.num_workers,
+                          max_frames=config.data.max_frames_per_batch, max_items=config.data.max_items_per_batch,
+                          hop_length=getattr(model.config, "hop_length", None))
     if len(loader) // accelerator.num_processes < 1:
         raise ValueError(f"{len(dataset)} training items cannot fill one batch of {run.batch_size} per process on "
                          f"{accelerator.num_processes} processes.")
@@ -143,7 +151,8 @@ def train(config: RunConfig) -> Path:
 
         progress = tqdm(total=run.steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
     samples_per_step = run.batch_size * accelerator.num_processes * config.optim.grad_accum
-    window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
+    window_start, window_items, data_wait = time.perf_counter(), 0, 0.0
+    main_input = accelerator.unwrap_model(model).main_input_name
     stop_at = min(run.steps, run.stop_at) if run.stop_at else run.steps
     while step < stop_at:
         if batch_in_epoch >= len(loader):  # the checkpoint was taken at the end of an epoch
@@ -153,6 +162,7 @@ def train(config: RunConfig) -> Path:
         fetch_start = time.perf_counter()
         for batch in batches:
             data_wait += time.perf_counter() - fetch_start
+            window_items += batch[main_input].shape[0] * accelerator.num_processes  # dynamic batches vary in size
             extra_terms = {}
             with accelerator.accumulate(model):
                 if repa is not None:
@@ -191,7 +201,6 @@ def train(config: RunConfig) -> Path:
             batch_in_epoch += 1
             if accelerator.sync_gradients:
                 step += 1
-                window_steps += 1
                 if ema is not None:
                     ema.step(trainable)
                 if step % run.log_every == 0 or step == stop_at:
@@ -199,7 +208,7 @@ def train(config: RunConfig) -> Path:
                              **{k: v.detach() for k, v in extra_terms.items()}}
                     logs = {k: accelerator.gather(v.float().reshape(1)).mean().item() for k, v in terms.items()}
                     elapsed = time.perf_counter() - window_start
-                    logs.update(lr=scheduler.get_last_lr()[0], samples_per_s=window_steps * samples_per_step / elapsed,
+                    logs.update(lr=scheduler.get_last_lr()[0], samples_per_s=window_items / elapsed,
                                 data_wait_share=data_wait / elapsed, **peak_memory_mb(str(accelerator.device)))
                     accelerator.log(logs, step=step)
                     if accelerator.is_main_process:
@@ -207,7 +216,7 @@ def train(config: RunConfig) -> Path:
                             handle.write(json.dumps({"step": step, **logs}) + "\n")
                     if progress is not None:
                         progress.set_postfix(loss=f"{logs['loss']:.4f}", sps=f"{logs['samples_per_s']:.1f}")
-                    window_start, window_steps, data_wait = time.perf_counter(), 0, 0.0
+                    window_start, window_items, data_wait = time.perf_counter(), 0, 0.0
                 if progress is not None:
                     progress.update(1)
                 if step % run.checkpoint_every == 0 or step == stop_at:

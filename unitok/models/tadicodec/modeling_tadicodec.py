@@ -414,9 +414,14 @@ class TaDiCodecModel(TaDiCodecPreTrainedModel):
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
                 text_ids: torch.LongTensor | None = None, text_attention_mask: torch.Tensor | None = None,
-                generator: torch.Generator | None = None, **unused) -> TaDiCodecOutput:
-        """Training step of the released recipe: encode → BSQ → flow-matching loss on the non-prompt frames."""
+                text: list[str] | None = None, generator: torch.Generator | None = None,
+                **unused) -> TaDiCodecOutput:
+        """Training step of the released recipe: encode → BSQ → flow-matching loss on the non-prompt frames. The
+        transcript (`text_ids`, or `text` strings with the model's tokenizer) is required, as in the released
+        trainer."""
         config = self.config
+        if text is not None and text_ids is None:
+            text_ids, text_attention_mask = self._tokenize(text)
         audio, lengths = self._audio(input_values, attention_mask)
         step = config.samples_per_token
         token_lengths = -(-lengths // step)
@@ -442,10 +447,8 @@ class TaDiCodecModel(TaDiCodecPreTrainedModel):
         x_t = ((1 - (1 - config.flow_sigma) * tt) * noise + tt * mel) * target + mel * (1 - target)
         if rand(1).item() < config.code_drop_prob:
             cond = torch.zeros_like(cond)
-        text = text_mask = None
-        if text_ids is not None:
-            text, text_mask = self._text(text_ids, text_attention_mask, batch)
-        flow = self.decoder(x_t, frame_mask, cond=cond, t=t, text=text, text_mask=text_mask)
+        text_embedding, text_mask = self._text(text_ids, text_attention_mask, batch)
+        flow = self.decoder(x_t, frame_mask, cond=cond, t=t, text=text_embedding, text_mask=text_mask)
         flow_target = mel - (1 - config.flow_sigma) * noise
         weight = target.squeeze(-1) * frame_mask.to(mel.dtype)
         per_frame = (flow.float() - flow_target.float()).abs().mean(dim=-1)

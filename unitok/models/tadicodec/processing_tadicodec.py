@@ -97,6 +97,11 @@ class TaDiCodecProcessor(ProcessorMixin):
         return BatchFeature(data, tensor_type=return_tensors)
 
     @property
+    def sampling_rate(self) -> int:
+        """The rate audio is resampled to (the feature extractor's)."""
+        return self.feature_extractor.sampling_rate
+
+    @property
     def model_input_names(self) -> list[str]:
         return ["input_values", "attention_mask", "text_ids", "text_attention_mask"]
 
