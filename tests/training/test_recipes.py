@@ -253,3 +253,14 @@ def test_dynamic_batches_bound_padded_frames_and_reshuffle_per_epoch():
     assert list(again) == batches  # deterministic for (seed, epoch)
     with pytest.raises(ValueError, match="longer than max_units"):
         DynamicBatches([700], max_units=600, max_items=3, seed=0)
+
+
+def test_tadicodec_mel_l1_script(capsys):
+    sys.path.insert(0, str(RECIPES))
+    try:
+        from tadicodec_mel_l1 import main as mel_l1_main
+    finally:
+        sys.path.remove(str(RECIPES))
+    mel_l1_main(["--model", "tadicodec-tiny", "--data", "fixtures", "--steps", "1"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["items"] == 2 and 0 < report["mel_l1"] < 10 and len(report["per_item"]) == 2
