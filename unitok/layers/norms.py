@@ -24,8 +24,8 @@ class Fp32RMSNorm(nn.RMSNorm):
 
 class AdaptiveRMSNorm(nn.Module):
     """Parameter-free RMSNorm whose per-channel gain is predicted from a condition (scale-only adaLN; TaDiCodec's
-    LLaMA-NAR blocks): `rms_norm(x) * to_weight(cond)`, with `to_weight` initialised to weight 0, bias 1 so that
-    it starts as a plain RMSNorm (the owning model's `_init_weights` applies that init).
+    LLaMA-NAR blocks): `rms_norm(x) * to_weight(cond)`. The owning model's `_init_weights` initialises `to_weight`
+    (weight 0 / bias 1 would start as a plain RMSNorm; TaDiCodec's released init is N(0, 0.02) / 0).
 
     Args:
         dim: normalised width. cond_dim: width of the condition, `(batch, cond_dim)` or `(batch, length, cond_dim)`.

@@ -5,8 +5,15 @@
     audio = model.decode(codes, text_ids=features.text_ids, generator=g).reconstruction  # (batch, samples) 24 kHz
 
 Audio is padded to a multiple of 3,840 samples (one token); reconstructions are trimmed back to the input length
-when `lengths` (samples) are given. Decoding needs the transcript (the released decoder was trained with text
-always present); a voice prompt (its audio and transcript prefix) sets the speaker.
+when `audio_lengths` are given. Decoding needs the transcript (the released decoder was trained with text always
+present); a voice prompt (its audio and transcript prefix) sets the speaker.
+
+Parity with the released code (checked numerically against its modules with transformers 4.42 semantics): identical
+for audio whose length is a multiple of 3,840 samples and items decoded one at a time. Two deliberate differences:
+other lengths are padded to whole tokens (the released encoder interpolates T frames to T // 8 tokens, which shifts
+every token's sampling grid by a fraction of a frame), and a voice prompt is encoded on its own and its codes put
+before the target's (the released pipeline encodes prompt and target audio together, so the encoder attends across
+the boundary).
 """
 
 from dataclasses import dataclass
@@ -140,6 +147,15 @@ def _upsample_codes(embedding: torch.Tensor, lengths: torch.Tensor, factor: int)
     return F.interpolate(embedding.transpose(1, 2), scale_factor=factor, mode="linear").transpose(1, 2)
 
 
+def _masked_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Unbiased std of each item of (B, T, C) over its valid frames (mask (B, T)), shape (B, 1, 1)."""
+    weight = mask[..., None].to(x.dtype).expand_as(x)
+    count = weight.flatten(1).sum(1).clamp_min(2)
+    mean = (x * weight).flatten(1).sum(1) / count
+    var = (((x - mean.view(-1, 1, 1)) ** 2) * weight).flatten(1).sum(1) / (count - 1)
+    return var.sqrt().view(-1, 1, 1)
+
+
 class TaDiCodecPreTrainedModel(UnitokPreTrainedModel, PreTrainedAudioTokenizerBase):
     config: TaDiCodecConfig
     config_class = TaDiCodecConfig
@@ -161,18 +177,19 @@ class TaDiCodecPreTrainedModel(UnitokPreTrainedModel, PreTrainedAudioTokenizerBa
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """The released init: N(0, 0.02) Linears/Embeddings/Convs with zero bias; adaptive norms start as plain
-        RMSNorms (gain weight 0, bias 1)."""
+        """The released init as it actually runs: N(0, 0.02) Linears/Embeddings/Convs with zero bias, the adaptive
+        norms' gain Linears included. (The released norm asks for weight 0 / bias 1, but transformers' `post_init`
+        re-initialises that child Linear afterwards, so trained-from-scratch models started from N(0, 0.02).)
+        The frozen vocoder keeps PyTorch's defaults: it is loaded, not trained here."""
         super()._init_weights(module)
-        if isinstance(module, AdaptiveRMSNorm):
-            init.zeros_(module.to_weight.weight)
-            init.ones_(module.to_weight.bias)
-        elif isinstance(module, (nn.Linear, nn.Conv1d, nn.Embedding)):
-            if getattr(module, "_is_adaptive_gain", False):
-                return
+        if isinstance(module, (nn.Linear, nn.Embedding)) and not self._in_vocoder(module):
             init.normal_(module.weight, std=self.config.initializer_range)
             if getattr(module, "bias", None) is not None:
                 init.zeros_(module.bias)
+
+    def _in_vocoder(self, module: nn.Module) -> bool:
+        vocoder = getattr(self, "vocoder", None)
+        return vocoder is not None and any(module is m for m in vocoder.modules())
 
 
 class TaDiCodecModel(TaDiCodecPreTrainedModel):
@@ -303,7 +320,7 @@ class TaDiCodecModel(TaDiCodecPreTrainedModel):
         if tokenizer is None:
             raise ValueError("decode(text=...) needs the model's text tokenizer: load the model from a folder that "
                              "has tokenizer.json, set model.text_tokenizer = processor.tokenizer, or pass text_ids.")
-        batch = tokenizer(list(text), padding=True, return_tensors="pt")
+        batch = tokenizer(list(text), padding=True, add_special_tokens=False, return_tensors="pt")  # as released
         return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
 
     def _text(self, text_ids, text_attention_mask, batch: int):
@@ -382,6 +399,7 @@ class TaDiCodecModel(TaDiCodecPreTrainedModel):
         total_frames = cond.shape[1]
         prefix = prompt_mel.shape[1]
         frame_mask = torch.arange(total_frames, device=device)[None] < (lengths * factor)[:, None]
+        target_mask = frame_mask[:, prefix:]
         noise = self._noise((batch, total_frames - prefix, config.n_mels), generator, device, cond.dtype)
         x = noise
         h = 1.0 / steps
@@ -389,12 +407,11 @@ class TaDiCodecModel(TaDiCodecPreTrainedModel):
             t = torch.full((batch,), (i + 0.5) * h, device=device, dtype=cond.dtype)  # midpoint times, as released
             inputs = torch.cat([prompt_mel, x], dim=1)
             flow = self.decoder(inputs, frame_mask, cond=cond, t=t, text=text, text_mask=text_mask)[:, prefix:]
-            if scale != 1.0:
+            if scale > 0 and scale != 1.0:  # (the released code skips guidance for scale <= 0; 1 is a no-op)
                 uncond = self.decoder(inputs, frame_mask, cond=torch.zeros_like(cond), t=t)[:, prefix:]
                 guided = uncond + scale * (flow - uncond)
-                if rescale > 0:  # std rescale; per item (the released pipeline decodes one item at a time)
-                    std_flow = flow.flatten(1).std(dim=1).view(-1, 1, 1)
-                    std_guided = guided.flatten(1).std(dim=1).view(-1, 1, 1)
+                if rescale > 0:  # std rescale per item over its valid frames (released: one item per call)
+                    std_flow, std_guided = _masked_std(flow, target_mask), _masked_std(guided, target_mask)
                     rescaled = guided * (std_flow / std_guided.clamp_min(1e-6))
                     guided = torch.where(std_guided > 1e-6, rescale * rescaled + (1 - rescale) * guided, guided)
                 flow = guided
