@@ -91,7 +91,7 @@ def test_every_recipe_config_validates(tmp_path):
     unitok.create_model("flextok-tiny").save_pretrained(base)
     for path in configs:
         text = path.read_text()
-        if "\nlora:" in text:  # fine-tunes a checkpoint: point it at a local one
+        if "\nlora:" in text or "reinitialize:" in text:  # starts from a checkpoint: point it at a local one
             overrides = [f"model.pretrained={base}"]
         elif "pretrained" in text and "name:" not in text:
             overrides = ["model.pretrained=null", "model.name=flextok-tiny"]
@@ -264,3 +264,30 @@ def test_tadicodec_mel_l1_script(capsys):
     mel_l1_main(["--model", "tadicodec-tiny", "--data", "fixtures", "--steps", "1"])
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["items"] == 2 and 0 < report["mel_l1"] < 10 and len(report["per_item"]) == 2
+
+
+def test_reinitialize_parts_of_a_pretrained_model(tmp_path):
+    """TaDiCodec's released recipe trains the codec from scratch around the pretrained vocoder."""
+    from unitok.training.loop import build_model
+
+    torch.manual_seed(3)
+    source = unitok.create_model("tadicodec-tiny")
+    source.save_pretrained(tmp_path / "base")
+    config = load_config(RECIPES / "configs" / "tadicodec" / "tadicodec.yaml",
+                         [f"model.pretrained={tmp_path / 'base'}", "model.reinitialize=[encoder, decoder]"])
+    model = build_model(config)
+    before, after = source.state_dict(), model.state_dict()
+    for key in before:
+        same = torch.equal(before[key], after[key])
+        if key.startswith(("encoder.blocks", "decoder.blocks")) and key.endswith("wq.weight"):
+            assert not same, key
+        elif key.startswith(("vocoder.", "text_emb.", "vq_")):
+            assert same, key
+    fresh = unitok.create_model("tadicodec-tiny")
+    assert abs(after["decoder.blocks.0.attn.wq.weight"].std() - fresh.state_dict()[
+        "decoder.blocks.0.attn.wq.weight"].std()) < 0.005  # the model's own init (N(0, 0.02))
+    with pytest.raises(ValueError, match="no submodule 'decodr'"):
+        build_model(load_config(RECIPES / "configs" / "tadicodec" / "tadicodec.yaml",
+                                [f"model.pretrained={tmp_path / 'base'}", "model.reinitialize=[decodr]"]))
+    with pytest.raises(ConfigError, match="model.reinitialize"):
+        load_config(RECIPES / "configs" / "tadicodec" / "tiny.yaml", ["model.reinitialize=[decoder]"])

@@ -20,6 +20,9 @@ class ModelConfig:
     name: str | None = None  # a registered variant (random init) ...
     pretrained: str | None = None  # ... or a folder / Hub id to start from (e.g. the previous stage's export)
     overrides: dict = field(default_factory=dict)  # config fields to change (e.g. train_stage: vae)
+    # submodules of model.pretrained to re-initialise with the model's own init before training (train those parts
+    # from scratch around pretrained ones, e.g. TaDiCodec's codec around the released vocoder)
+    reinitialize: list = field(default_factory=list)
 
 
 @dataclass
@@ -218,6 +221,8 @@ def validate(config: RunConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key} must be >= 1, got {value}")
+    if model.reinitialize and model.pretrained is None:
+        raise ConfigError("model.reinitialize re-initialises parts of model.pretrained; a model.name starts random")
     if config.data.max_frames_per_batch is not None and config.data.kind != "speech":
         raise ConfigError("data.max_frames_per_batch (dynamic batching) is for data.kind: speech")
     if config.optim.schedule == "inverse_sqrt" and config.optim.warmup_steps < 1:

@@ -31,11 +31,26 @@ def build_model(config: RunConfig):
     if config.model.name is not None:
         return create_model(config.model.name, **config.model.overrides)
     model = AutoTokenizer.from_pretrained(config.model.pretrained, **config.model.overrides)
+    for name in config.model.reinitialize:
+        reinitialize(model, name)
     if config.lora.enabled:
         model = lora.apply(model, config.lora.preset, r=config.lora.r, alpha=config.lora.alpha,
                            dropout=config.lora.dropout, target_modules=config.lora.target_modules,
                            base_model_name_or_path=config.model.pretrained)
     return model
+
+
+@torch.no_grad()
+def reinitialize(model, name: str) -> None:
+    """Re-draw the parameters of submodule `name` with the model's own init (what a fresh model would have)."""
+    try:
+        submodule = model.get_submodule(name)
+    except AttributeError as error:
+        top = ", ".join(n for n, _ in model.named_children())
+        raise ValueError(f"model.reinitialize: {type(model).__name__} has no submodule {name!r} (top level: {top})."
+                         ) from error
+    for module in submodule.modules():
+        model._init_weights(module)
 
 
 def train(config: RunConfig) -> Path:
@@ -303,4 +318,4 @@ def _flat(values: dict, prefix: str = "") -> dict:
     return flat
 
 
-__all__ = ["train", "build_model", "validate"]
+__all__ = ["train", "build_model", "reinitialize", "validate"]
