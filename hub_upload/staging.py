@@ -167,7 +167,9 @@ def _resolve_license(license, family_meta: dict, origin: str, recipe: dict | Non
 def stage(source, repo_id: str, out_dir: str | Path | None = None, *, dtype: str = "float32",
           recipe: str | Path | None = None, evaluation: str | Path | None = None, license: str | dict | None = None,
           random_weights: bool = False, base_model: str | None = None) -> StagedRepo:
-    """Stage `source` (a saved model folder, or a unitok model in memory) as the Hub repo `repo_id`.
+    """Stage `source` as the Hub repo `repo_id`: a saved model folder or a unitok model in memory, or a LoRA adapter
+    (a folder written by `unitok.lora.save_adapter` / a LoRA training export, or a model from `unitok.lora`), which
+    stages as an adapter repository with its own card pointing at `base_model`.
 
     Args:
         out_dir: where the repo is staged (must not exist or be empty); a new temporary folder by default.
