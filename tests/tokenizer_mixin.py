@@ -65,6 +65,21 @@ class TokenizerTesterMixin:
                     param.copy_(torch.randn(param.shape, generator=generator) * 0.02)
         return model
 
+    def train_on_fixed_batch(self, model, inputs) -> tuple[float, float]:
+        """(loss before, loss after) `training_steps` Adam steps on one batch, the noise fixed by a seeded generator."""
+        model.train()
+
+        def loss():
+            return model(**inputs, generator=torch.Generator().manual_seed(0)).loss
+
+        initial = loss().item()
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=self.training_lr)
+        for _ in range(self.training_steps):
+            optimizer.zero_grad()
+            loss().backward()
+            optimizer.step()
+        return initial, loss().item()
+
     def encode(self, model, inputs):
         with torch.no_grad():
             return model.encode(**inputs)
@@ -207,18 +222,8 @@ class TokenizerTesterMixin:
         assert names and all(".lora_A." in n or ".lora_B." in n for n in names), names[:5]
         print(f"{self.variant}: {trainable:,} of {total:,} parameters trainable with the default LoRA preset")
 
-        model.train()
-
-        def loss():
-            return model(**inputs, generator=torch.Generator().manual_seed(0)).loss
-
-        initial = loss().item()
-        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=self.training_lr)
-        for _ in range(self.training_steps):
-            optimizer.zero_grad()
-            loss().backward()
-            optimizer.step()
-        assert loss().item() < initial, (initial, loss().item())
+        initial, final = self.train_on_fixed_batch(model, inputs)
+        assert final < initial, (initial, final)
         model.eval()
         assert torch.equal(self.encode(model, inputs).codes, codes)  # decoder-only: the code space is unchanged
         adapted = decode_with_seed(model, codes, 0, **self.decoding(inputs))
@@ -292,19 +297,7 @@ class TokenizerTesterMixin:
             torch.testing.assert_close(alone, together[i : i + 1], atol=1e-4, rtol=1e-4)
 
     def test_training_lowers_loss_on_a_fixed_batch(self):
-        model = self.make_model().train()
-        inputs = self.make_inputs(2)
-
-        def loss():
-            return model(**inputs, generator=torch.Generator().manual_seed(0)).loss
-
-        initial = loss().item()
-        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=self.training_lr)
-        for _ in range(self.training_steps):
-            optimizer.zero_grad()
-            loss().backward()
-            optimizer.step()
-        final = loss().item()
+        initial, final = self.train_on_fixed_batch(self.make_model(), self.make_inputs(2))
         assert math.isfinite(final) and final < 0.9 * initial, (initial, final)
 
     def test_every_trainable_parameter_gets_a_gradient(self):

@@ -31,9 +31,21 @@ def record_conversion(output_dir: str | Path, checkpoint: str | Path, converter:
     return record
 
 
+def load_converted(model, state: dict, family: str):
+    """Load a converted state dict strictly: every tensor of `model` present, nothing extra (ValueError naming
+    them). Returns the model in eval mode."""
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise ValueError(f"Converted checkpoint does not match unitok's {family}: missing {missing[:10]}, "
+                         f"unexpected {unexpected[:10]}.")
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
 def read_conversion(folder: str | Path) -> dict | None:
     path = Path(folder) / PROVENANCE_FILE
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-__all__ = ["PROVENANCE_FILE", "record_conversion", "read_conversion", "sha256_file"]
+__all__ = ["PROVENANCE_FILE", "record_conversion", "read_conversion", "load_converted", "sha256_file"]

@@ -16,6 +16,7 @@ flat remote-code files plus `auto_map` on `save_pretrained`.
 """
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -26,6 +27,15 @@ from transformers import PreTrainedModel
 from .remote_code import auto_map_entry, save_remote_code
 
 MODALITIES = ("image", "audio", "motion", "cad")
+
+
+def block_lora_presets(encoder: str = "encoder", decoder: str = "decoder") -> dict[str, dict]:
+    """`decoder` / `encoder` / `all` LoRA presets over the attention (wq, wk, wv, proj) and SwiGLU (fc1, fc2, fc3)
+    layers of unitok transformer blocks at `<encoder|decoder>.blocks.N`. Adapting the encoder changes the codes."""
+    layers = r"\.blocks\.\d+\.(attn\.(wq|wk|wv|proj)|mlp\.fc[123])"
+    return {"decoder": {"target_modules": re.escape(decoder) + layers, "changes_codes": False},
+            "encoder": {"target_modules": re.escape(encoder) + layers, "changes_codes": True},
+            "all": {"target_modules": f"({re.escape(encoder)}|{re.escape(decoder)}){layers}", "changes_codes": True}}
 
 
 class UnitokPreTrainedModel(PreTrainedModel):
@@ -129,4 +139,4 @@ class UnitokPreTrainedModel(PreTrainedModel):
         return result
 
 
-__all__ = ["UnitokPreTrainedModel", "MODALITIES"]
+__all__ = ["UnitokPreTrainedModel", "MODALITIES", "block_lora_presets"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ...conversion import record_conversion
+from ...conversion import load_converted, record_conversion
 from ...layers.embeddings import sincos_2d
 from .configuration_flextok import FlexTokConfig
 from .modeling_flextok import FlexTokModel
@@ -144,13 +144,7 @@ def convert_checkpoint(checkpoint: str | Path, output: str | Path | None = None,
     config = infer_config(official, metadata, **config_overrides)
     model = FlexTokModel(config)
     state = convert_state_dict(official, config)
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise ValueError(f"Converted checkpoint does not match unitok's FlexTok: missing {missing[:10]}, "
-                         f"unexpected {unexpected[:10]}.")
-    model.load_state_dict(state, strict=True)
-    model.eval()
+    load_converted(model, state, "FlexTok")
     if output is not None:
         model.save_pretrained(output)
         record_conversion(output, checkpoint, converter=__name__, vae_scaling_factor=config.vae_scaling_factor)

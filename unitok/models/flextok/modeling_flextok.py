@@ -25,7 +25,7 @@ from ...layers.nested_dropout import NestedDropout, sample_keep_counts
 from ...layers.norms import Fp32LayerNorm
 from ...layers.quantizers.fsq import FiniteScalarQuantizer
 from ...layers.transformer import TransformerBlock, modulate
-from ...modeling_base import UnitokPreTrainedModel
+from ...modeling_base import UnitokPreTrainedModel, block_lora_presets
 from ...outputs import TokenizerDecoderOutput, TokenizerEncoderOutput, TokenizerOutput
 from ...validation import check_codes, check_range, check_tensor
 from .configuration_flextok import FlexTokConfig
@@ -202,12 +202,7 @@ class FlexTokPreTrainedModel(UnitokPreTrainedModel):
     # and MLP) keeps existing codes valid; "encoder" and "all" change the code space. "vae_decoder" adapts the VAE
     # decoder's convolutions, which only train in the VAE stage (train_stage="vae").
     lora_presets = {
-        "decoder": {"target_modules": r"decoder\.blocks\.\d+\.(attn\.(wq|wk|wv|proj)|mlp\.fc[123])",
-                    "changes_codes": False},
-        "encoder": {"target_modules": r"encoder\.blocks\.\d+\.(attn\.(wq|wk|wv|proj)|mlp\.fc[123])",
-                    "changes_codes": True},
-        "all": {"target_modules": r"(encoder|decoder)\.blocks\.\d+\.(attn\.(wq|wk|wv|proj)|mlp\.fc[123])",
-                "changes_codes": True},
+        **block_lora_presets(),
         "vae_decoder": {"target_modules": r"vae\.decoder\..*\.(conv(1|2|_shortcut)?|to_[qkv]|to_out\.0)|vae\.decoder\.conv_(in|out)",
                         "changes_codes": False},
     }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ...conversion import record_conversion
+from ...conversion import load_converted, record_conversion
 from .configuration_tadicodec import TaDiCodecConfig
 from .modeling_tadicodec import TaDiCodecModel
 
@@ -157,13 +157,7 @@ def convert_checkpoint(checkpoint_dir: str | Path, output: str | Path | None = N
     config = infer_config(codec, vocoder, amphion, **overrides)
     model = TaDiCodecModel(config)
     state = convert_state_dict(codec, vocoder, config)
-    expected = {k for k in model.state_dict()}
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise ValueError(f"Converted checkpoint does not match unitok's TaDiCodec: missing {missing[:10]}, unexpected "
-                         f"{unexpected[:10]}.")
-    model.load_state_dict(state, strict=True)
-    model.eval()
+    load_converted(model, state, "TaDiCodec")
     tokenizer_dir = folder / "text_tokenizer"
     if tokenizer_dir.is_dir():
         from transformers import PreTrainedTokenizerFast

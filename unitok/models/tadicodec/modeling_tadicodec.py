@@ -32,7 +32,7 @@ from ...layers.mel import LogMelSpectrogram
 from ...layers.norms import AdaptiveRMSNorm, Fp32RMSNorm
 from ...layers.quantizers.bsq import BinarySphericalQuantizer
 from ...layers.transformer import SwiGLU
-from ...modeling_base import UnitokPreTrainedModel
+from ...modeling_base import UnitokPreTrainedModel, block_lora_presets
 from ...outputs import TokenizerDecoderOutput, TokenizerEncoderOutput, TokenizerOutput
 from ...validation import check_codes, check_tensor
 from .configuration_tadicodec import TaDiCodecConfig
@@ -166,14 +166,7 @@ class TaDiCodecPreTrainedModel(UnitokPreTrainedModel, PreTrainedAudioTokenizerBa
     remote_auto_classes = ("AutoModel", "AutoModelForAudioTokenization")
     _no_split_modules = ["LlamaNARBlock"]
     # LoRA targets for `unitok.lora`: "decoder" (the flow decoder's attention and MLP) keeps codes valid.
-    lora_presets = {
-        "decoder": {"target_modules": r"decoder\.blocks\.\d+\.(attn\.(wq|wk|wv|proj)|mlp\.fc[123])",
-                    "changes_codes": False},
-        "encoder": {"target_modules": r"encoder\.blocks\.\d+\.(attn\.(wq|wk|wv|proj)|mlp\.fc[123])",
-                    "changes_codes": True},
-        "all": {"target_modules": r"(encoder|decoder)\.blocks\.\d+\.(attn\.(wq|wk|wv|proj)|mlp\.fc[123])",
-                "changes_codes": True},
-    }
+    lora_presets = block_lora_presets()
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
